@@ -1,0 +1,34 @@
+# The two set-up commands of the README: `make serve` and `make test`.
+# Both create .venv and install pinned versions (constraints.txt) on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup serve index test lint bench clean
+
+$(BIN)/rag: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	touch $(BIN)/rag
+
+setup: $(BIN)/rag
+
+serve: setup
+	$(BIN)/rag index
+	$(BIN)/rag serve
+
+index: setup
+	$(BIN)/rag index
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) index/current index/versions index/.lock

@@ -1,0 +1,259 @@
+"""`rag`: build the index, search it, ask it, serve it, evaluate it.
+
+User mistakes end in one line on stderr and a non-zero exit; `--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from rag.errors import RagError
+from rag.settings import Settings, load_settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1") if os.environ.get(
+    "RAG_ALLOW_DOWNLOADS"
+) != "1" else None
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MODES = click.Choice(["dense", "bm25", "hybrid"])
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    base: Settings = ctx.obj["settings"]
+    return base.with_overrides(**overrides)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log progress (INFO).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
+    """Ask questions about a folder of articles; every answer cites its exact source span."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["settings"] = load_settings()
+
+
+@cli.command("index")
+@click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), help="Articles folder.")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
+@click.option("--rebuild", is_flag=True, help="Re-embed everything, ignoring stored vectors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def index_cmd(
+    ctx: click.Context,
+    seeds_dir: Path | None,
+    index_dir: Path | None,
+    rebuild: bool,
+    as_json: bool,
+) -> None:
+    """Build or incrementally update the index from the articles folder."""
+    from rag.indexing import build_index
+
+    settings = _settings(ctx, seeds_dir=seeds_dir, index_dir=index_dir)
+    report = build_index(settings, rebuild=rebuild)
+    if as_json:
+        _echo_json(report.model_dump())
+        return
+    for w in report.warnings:
+        click.echo(f"warning: skipped or altered {w}", err=True)
+    if report.reason == "up to date":
+        click.echo(
+            f"index up to date: {report.documents} documents, {report.chunks} chunks "
+            f"({report.seconds:.2f} s)"
+        )
+        return
+    kind = "full build" if report.full_rebuild else "incremental update"
+    click.echo(
+        f"{kind} ({report.reason}): {len(report.added)} added, {len(report.changed)} changed, "
+        f"{len(report.removed)} removed, {report.unchanged} unchanged documents; "
+        f"{report.chunks_embedded} of {report.chunks} chunks embedded in {report.seconds:.2f} s "
+        f"→ {settings.index_dir}/versions/{report.version}"
+    )
+
+
+def _filters(
+    doc: tuple[str, ...], source: tuple[str, ...], since: str | None, until: str | None
+) -> Any:
+    from rag.models import Filters
+
+    if not (doc or source or since or until):
+        return None
+    return Filters(
+        doc_ids=list(doc) or None, sources=list(source) or None, date_from=since, date_to=until
+    )
+
+
+def _retrieval_options(f: Any) -> Any:
+    for opt in reversed(
+        [
+            click.option("-k", "--top-k", type=click.IntRange(1, 50), help="Passages to return."),
+            click.option("--mode", type=MODES, help="Retrieval mode (default: hybrid)."),
+            click.option(
+                "--index", "index_dir", type=click.Path(path_type=Path), help="Index folder."
+            ),
+            click.option("--doc", multiple=True, help="Only this document id (repeatable)."),
+            click.option("--source", multiple=True, help="Only documents from this source."),
+            click.option("--since", help="Only documents dated on/after YYYY-MM-DD."),
+            click.option("--until", help="Only documents dated on/before YYYY-MM-DD."),
+            click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+@cli.command("search")
+@click.argument("query")
+@_retrieval_options
+@click.pass_context
+def search_cmd(
+    ctx: click.Context,
+    query: str,
+    top_k: int | None,
+    mode: str | None,
+    index_dir: Path | None,
+    doc: tuple[str, ...],
+    source: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+) -> None:
+    """Rank passages for QUERY (no answer)."""
+    from rag.assistant import Assistant
+
+    settings = _settings(ctx, index_dir=index_dir)
+    assistant = Assistant.open(settings=settings)
+    result = assistant.search(
+        query,
+        top_k=top_k,
+        mode=mode,  # type: ignore[arg-type]
+        filters=_filters(doc, source, since, until),
+    )
+    if as_json:
+        _echo_json(result.model_dump())
+        return
+    from rag.display import print_passages
+
+    print_passages(result.passages, result.timings)
+
+
+@cli.command("ask")
+@click.argument("question")
+@_retrieval_options
+@click.option("--answerer", type=click.Choice(["extractive", "llm"]), help="Who writes answers.")
+@click.pass_context
+def ask_cmd(
+    ctx: click.Context,
+    question: str,
+    top_k: int | None,
+    mode: str | None,
+    index_dir: Path | None,
+    doc: tuple[str, ...],
+    source: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    answerer: str | None,
+) -> None:
+    """Answer QUESTION from the articles, citing exact source spans."""
+    from rag.assistant import Assistant
+
+    settings = _settings(ctx, index_dir=index_dir)
+    assistant = Assistant.open(settings=settings)
+    events = assistant.stream_ask(
+        question,
+        top_k=top_k,
+        mode=mode,  # type: ignore[arg-type]
+        filters=_filters(doc, source, since, until),
+        answerer=answerer,
+    )  # type: ignore[arg-type]
+    from rag.display import print_answer_stream
+
+    answer = print_answer_stream(events, live=not as_json and sys.stdout.isatty())
+    if as_json:
+        _echo_json(answer.model_dump())
+
+
+@cli.command("serve")
+@click.option("--host", help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8000).")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
+@click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), help="Articles folder.")
+@click.option("--watch/--no-watch", default=None, help="Rebuild when the articles change.")
+@click.pass_context
+def serve_cmd(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    index_dir: Path | None,
+    seeds_dir: Path | None,
+    watch: bool | None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    from server.app import serve
+
+    serve(
+        _settings(ctx, host=host, port=port, index_dir=index_dir, seeds_dir=seeds_dir, watch=watch)
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: turn every user-facing error into one line and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="rag", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except RagError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        if debug:
+            raise
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "input"
+        click.echo(f"error: invalid {where}: {err['msg']}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        if debug:
+            raise
+        logging.getLogger("rag").error("unexpected failure", exc_info=exc) if os.environ.get(
+            "RAG_DEBUG"
+        ) else None
+        click.echo(
+            f"error: unexpected failure ({exc.__class__.__name__}: {exc}); "
+            "run with --debug for details",
+            err=True,
+        )
+        sys.exit(70)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

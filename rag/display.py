@@ -1,0 +1,76 @@
+"""Human-readable terminal output for `rag search` and `rag ask` (rich)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
+from rag.models import Answer, Passage
+
+_console = Console(highlight=False, soft_wrap=False)
+
+
+def _snippet(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def print_passages(passages: list[Passage], timings: dict[str, float]) -> None:
+    if not passages:
+        _console.print("no matching passages")
+    for p in passages:
+        _console.print(
+            f"[bold]{p.rank}.[/bold] [cyan]{escape(p.doc_id)}[/cyan] "
+            f"[{p.start}:{p.end}]  score {p.score:.4f}  [dim]{escape(p.title)}[/dim]"
+        )
+        _console.print(f"   {escape(_snippet(p.text))}\n")
+    _console.print(f"[dim]{_timing_line(timings)}[/dim]")
+
+
+def _timing_line(timings: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
+
+
+def print_answer_stream(events: Iterable[tuple[str, Any]], live: bool) -> Answer:
+    """Consume an answer stream; on a terminal, print the answer as it arrives."""
+    answer: Answer | None = None
+    streamed = False
+    for kind, value in events:
+        if kind == "delta" and live and value:
+            sys.stdout.write(value)
+            sys.stdout.flush()
+            streamed = True
+        elif kind == "done":
+            answer = value
+    assert answer is not None
+    if streamed:
+        sys.stdout.write("\n")
+    if live:
+        print_answer(answer, answer_printed=streamed)
+    return answer
+
+
+def print_answer(answer: Answer, answer_printed: bool = False) -> None:
+    if not answer_printed:
+        _console.print(Panel(escape(answer.answer), title="answer", expand=False))
+    if answer.fallback:
+        _console.print(f"[yellow]LLM unavailable, extractive answer: {answer.fallback_reason}")
+    for c in answer.citations:
+        _console.print(
+            f"[bold][{c.n}][/bold] [cyan]{escape(c.doc_id)}[/cyan] [{c.start}:{c.end}] "
+            f"[dim]{escape(c.title)}[/dim]"
+        )
+        _console.print(f"    “{escape(_snippet(c.quote, 600))}”")
+    if answer.abstained and answer.passages:
+        _console.print("[dim]closest passages:[/dim]")
+        for p in answer.passages[:3]:
+            _console.print(
+                f"  {p.rank}. [cyan]{escape(p.doc_id)}[/cyan] [{p.start}:{p.end}] "
+                f"{escape(_snippet(p.text, 200))}"
+            )
+    _console.print(f"[dim]{_timing_line(answer.timings)}[/dim]")

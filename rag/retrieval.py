@@ -1,0 +1,266 @@
+"""Dense (FAISS), sparse (BM25) and hybrid (reciprocal rank fusion) retrieval over a snapshot.
+
+A snapshot is one index version held entirely in memory and never mutated, so a request keeps
+a consistent view while a newer version is loaded beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag import store
+from rag.lexical import tokenize
+from rag.models import Chunk, Document, Filters, Mode, Passage
+from rag.store import IndexData
+
+
+@dataclass(slots=True)
+class Snapshot:
+    version: str
+    path: Path
+    data: IndexData
+    dense: Any  # faiss.Index
+    bm25: Any  # bm25s.BM25
+    docs: dict[str, Document]
+    doc_chunks: dict[str, tuple[int, int]]  # chunk row range per document
+    doc_sentences: dict[str, tuple[int, int]]  # sentence row range per document
+    idf: dict[str, float]  # BM25 idf of each stemmed term, for lexical evidence in answers
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.data.manifest
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return self.data.chunks
+
+    @classmethod
+    def load(cls, index_dir: Path) -> Snapshot:
+        version, path = store.version_path(index_dir)
+        data = store.read_data(path)
+        dense, bm25 = store.read_search_structures(path)
+        return cls(
+            version=version,
+            path=path,
+            data=data,
+            dense=dense,
+            bm25=bm25,
+            docs={d.id: d for d in data.documents},
+            doc_chunks=_ranges([c.doc_id for c in data.chunks]),
+            doc_sentences=_ranges(data.sentences.doc_ids),
+            idf=_idf(bm25, len(data.chunks)),
+        )
+
+    def term_idf(self, term: str) -> float:
+        return self.idf.get(term, self.max_idf)
+
+    @property
+    def max_idf(self) -> float:
+        return math.log(1 + (len(self.data.chunks) + 0.5) / 0.5)
+
+
+def _ranges(ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for i, key in enumerate(ids):
+        lo = out[key][0] if key in out else i
+        out[key] = (lo, i + 1)
+    return out
+
+
+def _idf(bm25: Any, n: int) -> dict[str, float]:
+    indptr = np.asarray(bm25.scores["indptr"])
+    df = np.diff(indptr)
+    return {
+        term: math.log(1 + (n - df[i] + 0.5) / (df[i] + 0.5))
+        for term, i in bm25.vocab_dict.items()
+        if i < len(df)
+    }
+
+
+# ---------------------------------------------------------------------------- filters
+
+
+def filter_mask(snap: Snapshot, filters: Filters | None) -> np.ndarray | None:
+    """Boolean mask over chunk rows, or None when nothing is filtered."""
+    if filters is None or filters.is_empty():
+        return None
+    mask = np.zeros(len(snap.chunks), dtype=bool)
+    sources = [s.lower() for s in filters.sources or []]
+    wanted = set(filters.doc_ids) if filters.doc_ids else None
+    for doc_id, (lo, hi) in snap.doc_chunks.items():
+        doc = snap.docs[doc_id]
+        if wanted is not None and doc_id not in wanted:
+            continue
+        if sources and not (doc.source and any(s in doc.source.lower() for s in sources)):
+            continue
+        if filters.date_from or filters.date_to:
+            if not doc.date:
+                continue
+            day = dt.date.fromisoformat(doc.date)
+            if filters.date_from and day < filters.date_from:
+                continue
+            if filters.date_to and day > filters.date_to:
+                continue
+        mask[lo:hi] = True
+    return mask
+
+
+# ---------------------------------------------------------------------------- rankings
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best scores, best first, ties broken by row (deterministic)."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def dense_ranking(
+    snap: Snapshot, qvec: np.ndarray, k: int, mask: np.ndarray | None
+) -> list[tuple[int, float]]:
+    if not len(snap.chunks):
+        return []
+    if mask is None:
+        scores, rows = snap.dense.search(qvec.reshape(1, -1).astype(np.float32), k)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+    allowed = np.flatnonzero(mask)
+    scores = snap.data.chunk_vectors[allowed] @ qvec
+    return [(int(allowed[i]), float(scores[i])) for i in _top(scores, k)]
+
+
+def bm25_ranking(
+    snap: Snapshot, query: str, k: int, mask: np.ndarray | None
+) -> list[tuple[int, float]]:
+    vocab = snap.bm25.vocab_dict
+    terms = [t for t in tokenize(query) if t in vocab]
+    if not terms or not len(snap.chunks):
+        return []
+    scores = np.asarray(snap.bm25.get_scores(terms), dtype=np.float32)
+    if mask is not None:
+        scores = np.where(mask, scores, 0.0)
+    return [(int(i), float(scores[i])) for i in _top(scores, k) if scores[i] > 0]
+
+
+def fuse(
+    rankings: Sequence[list[tuple[int, float]]], weights: Sequence[float], k: int
+) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: sum of weight / (k + rank); robust to incomparable scores."""
+    fused: dict[int, float] = {}
+    for ranking, w in zip(rankings, weights, strict=True):
+        for rank, (row, _score) in enumerate(ranking, start=1):
+            fused[row] = fused.get(row, 0.0) + w / (k + rank)
+    return sorted(fused.items(), key=lambda rs: (-rs[1], rs[0]))
+
+
+def mmr(
+    snap: Snapshot, ranked: list[tuple[int, float]], lam: float, n: int
+) -> list[tuple[int, float]]:
+    """Maximal marginal relevance: trade relevance for novelty among the candidates."""
+    if not ranked:
+        return ranked
+    rows = np.array([r for r, _ in ranked])
+    rel = np.array([s for _, s in ranked], dtype=np.float32)
+    span = float(rel.max() - rel.min()) or 1.0
+    rel = (rel - rel.min()) / span
+    vecs = snap.data.chunk_vectors[rows]
+    chosen: list[int] = []
+    best_sim = np.full(len(rows), -np.inf, dtype=np.float32)
+    for _ in range(min(n, len(rows))):
+        score = lam * rel - (1 - lam) * np.where(np.isfinite(best_sim), best_sim, 0.0)
+        score[chosen] = -np.inf
+        i = int(np.argmax(score))
+        chosen.append(i)
+        best_sim = np.maximum(best_sim, vecs @ vecs[i])
+    return [ranked[i] for i in chosen]
+
+
+def retrieve(
+    snap: Snapshot,
+    query: str,
+    qvec: np.ndarray | None,
+    *,
+    mode: Mode,
+    top_k: int,
+    filters: Filters | None = None,
+    rrf_k: int = 60,
+    weights: tuple[float, float] = (1.0, 1.0),
+    mmr_lambda: float | None = None,
+) -> list[Passage]:
+    """The top_k passages for a query; overlapping chunks of one article are merged."""
+    mask = filter_mask(snap, filters)
+    depth = max(50, 4 * top_k)
+    dense = dense_ranking(snap, qvec, depth, mask) if mode != "bm25" and qvec is not None else []
+    sparse = bm25_ranking(snap, query, depth, mask) if mode != "dense" else []
+    if mode == "dense":
+        ranked = dense
+    elif mode == "bm25":
+        ranked = sparse
+    else:
+        ranked = fuse([dense, sparse], weights, rrf_k)
+    if mmr_lambda is not None:
+        ranked = mmr(snap, ranked, mmr_lambda, 3 * top_k)
+    return merge_passages(snap, ranked, top_k, dict(dense), dict(sparse))
+
+
+def merge_passages(
+    snap: Snapshot,
+    ranked: list[tuple[int, float]],
+    top_k: int,
+    dense_scores: dict[int, float],
+    bm25_scores: dict[int, float],
+) -> list[Passage]:
+    """Turn ranked chunk rows into passages; a chunk overlapping a better one joins it."""
+    groups: list[dict[str, Any]] = []
+    for row, score in ranked:
+        c = snap.chunks[row]
+        for g in groups:
+            if g["doc_id"] == c.doc_id and c.start < g["end"] and c.end > g["start"]:
+                g["start"], g["end"] = min(g["start"], c.start), max(g["end"], c.end)
+                g["chunk_ids"].append(c.id)
+                break
+        else:
+            if len(groups) == top_k:
+                continue
+            groups.append(
+                {
+                    "doc_id": c.doc_id,
+                    "start": c.start,
+                    "end": c.end,
+                    "score": score,
+                    "chunk_ids": [c.id],
+                    "row": row,
+                }
+            )
+    passages = []
+    for rank, g in enumerate(groups, start=1):
+        doc = snap.docs[g["doc_id"]]
+        passages.append(
+            Passage(
+                doc_id=doc.id,
+                title=doc.title,
+                source=doc.source,
+                date=doc.date,
+                start=g["start"],
+                end=g["end"],
+                text=doc.text[g["start"] : g["end"]],
+                score=round(float(g["score"]), 6),
+                rank=rank,
+                chunk_ids=g["chunk_ids"],
+                dense_score=_round(dense_scores.get(g["row"])),
+                bm25_score=_round(bm25_scores.get(g["row"])),
+            )
+        )
+    return passages
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)

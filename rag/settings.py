@@ -1,0 +1,117 @@
+"""Every setting in one typed place: environment variables prefixed `RAG_`, overridable by flags.
+
+Precedence: CLI flag (passed as keyword) > `RAG_*` environment variable > default below.
+The README's settings table is this class.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_default=True)
+
+    # Where things are
+    seeds_dir: Path = Field(Path("seeds"), description="Folder of articles (read recursively).")
+    index_dir: Path = Field(Path("index"), description="Folder holding the generated index.")
+
+    # Embedding and chunking (a change of any of these forces a full rebuild)
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Embedding model: the bundled default, a local folder, or a hub name.",
+    )
+    chunk_tokens: int = Field(
+        200,
+        ge=16,
+        le=8192,
+        description="Max tokens per chunk in the embedding tokenizer (capped at the model's max).",
+    )
+    chunk_overlap: int = Field(
+        1, ge=0, le=10, description="Whole sentences repeated between chunks."
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Embedding batch size.")
+    index_type: Literal["auto", "flat", "hnsw"] = Field(
+        "auto", description="FAISS index: exact flat, HNSW, or auto (HNSW above hnsw_threshold)."
+    )
+    hnsw_threshold: int = Field(
+        250_000, ge=1, description="Chunk count above which index_type=auto picks HNSW."
+    )
+    threads: int = Field(0, ge=0, description="CPU threads for torch/FAISS/BLAS (0 = all cores).")
+    lock_timeout: float = Field(
+        30.0, ge=0, description="Seconds a build waits for another build's lock before giving up."
+    )
+    keep_versions: int = Field(
+        2, ge=1, description="Index versions kept on disk (current included)."
+    )
+
+    # Retrieval
+    mode: Literal["dense", "bm25", "hybrid"] = Field(
+        "hybrid", description="Default retrieval mode."
+    )
+    top_k: int = Field(5, ge=1, le=50, description="Passages returned by default.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    dense_weight: float = Field(
+        1.0, ge=0, description="Weight of the dense ranking in hybrid fusion."
+    )
+    bm25_weight: float = Field(
+        1.0, ge=0, description="Weight of the BM25 ranking in hybrid fusion."
+    )
+    mmr_lambda: float | None = Field(
+        None, ge=0, le=1, description="MMR trade-off (1 = relevance only); unset = no MMR."
+    )
+
+    # Answers
+    answerer: Literal["extractive", "llm"] = Field("extractive", description="Default answerer.")
+    answer_sentences: int = Field(
+        3, ge=1, le=10, description="Max sentences in an extractive answer."
+    )
+    abstain_threshold: float = Field(
+        0.45, description="Evidence score below which the assistant says the articles don't answer."
+    )
+    max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
+
+    # HTTP service
+    host: str = Field("127.0.0.1", description="Address `rag serve` binds.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `rag serve` binds.")
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token for POST /index/rebuild (unset: loopback clients only)."
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins (off).")
+    watch: bool = Field(False, description="Watch seeds_dir and rebuild on change.")
+    debounce_ms: int = Field(500, ge=0, description="Quiet time before a watched change rebuilds.")
+    batch_wait_ms: float = Field(
+        2.0, ge=0, description="How long concurrent queries wait to be embedded together."
+    )
+    max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
+
+    # Optional LLM backend (any OpenAI-compatible /v1/chat/completions server)
+    llm_base_url: str | None = Field(None, description="e.g. http://localhost:11434/v1")
+    llm_model: str | None = Field(None, description="Model name sent to the LLM server.")
+    llm_api_key: SecretStr | None = Field(None, description="Sent as a bearer token; never logged.")
+    llm_timeout: float = Field(30.0, gt=0, description="Seconds per LLM request.")
+    llm_max_tokens: int = Field(512, ge=1, description="Answer token reserve.")
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    llm_context_window: int = Field(8192, ge=512, description="LLM context size in tokens.")
+    llm_retries: int = Field(2, ge=0, le=10, description="Retries on 429/5xx, with backoff.")
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given (non-None) values replaced, validated like the originals."""
+        data = self.model_dump()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return type(self).model_validate(data)
+
+    def cpu_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with explicit (non-None) overrides on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
