@@ -66,6 +66,7 @@ def build_dense(vectors: np.ndarray, kind: str) -> Any:
 def build_bm25(chunks: Sequence[Chunk]) -> Any:
     import bm25s
 
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
     bm25 = bm25s.BM25()
     # bm25s needs a non-empty vocabulary and rows; a chunk of stopwords gets a placeholder term
     bm25.index([tokenize(c.text) or ["\x00"] for c in chunks], show_progress=False)

@@ -50,18 +50,17 @@ _ABBREVIATIONS: frozenset[str] = frozenset(
         "Nov", "Dec", "U.S", "U.K", "U.N",
     }
 )  # fmt: skip
-# Lower-case entries also match capitalised ("Etc.", "E.g.") and upper-case ("MR.") spellings.
-_ABBREVIATION_KEYS: frozenset[str] = frozenset(
-    form
-    for abbr in _ABBREVIATIONS
-    for form in {abbr, abbr.upper(), abbr[0].upper() + abbr[1:] if abbr.islower() else abbr}
-)
+# Lower-case entries also match when capitalised ("Etc.", "E.g."). Other case variants do not:
+# "NO." or "no." usually ends a sentence ("He said no. Then…").
+_ABBREVIATION_KEYS: frozenset[str] = _ABBREVIATIONS | {
+    abbr[0].upper() + abbr[1:] for abbr in _ABBREVIATIONS if abbr.islower()
+}
 # How far back to look for the word before a period (the longest abbreviation is short).
 _WORD_LOOKBACK = 12
 
 _BROKEN_MIN_LINE = 60  # a paragraph-break continuation needs a line longer than this
 _SHORT_LINE = 80  # a single newline after a line this short without punctuation ends a sentence
-# ...unless the line is at least this long and the next starts in lower case: hard-wrapped prose
+# ...unless the line is longer than this and the next starts in lower case: hard-wrapped prose
 # (e-mail style, ~72 columns), which would otherwise be cut at every line.
 _WRAPPED_MIN_LINE = 40
 
