@@ -186,7 +186,7 @@ def ask_cmd(
     )  # type: ignore[arg-type]
     from rag.display import print_answer_stream
 
-    answer = print_answer_stream(events, live=not as_json and sys.stdout.isatty())
+    answer = print_answer_stream(events, live=not as_json and sys.stdout.isatty(), show=not as_json)
     if as_json:
         _echo_json(answer.model_dump())
 
@@ -212,6 +212,76 @@ def serve_cmd(
     serve(
         _settings(ctx, host=host, port=port, index_dir=index_dir, seeds_dir=seeds_dir, watch=watch)
     )
+
+
+# `rag eval` threshold flags -> the metric each bounds (mirrors rag.evaluation.THRESHOLDS).
+_EVAL_LIMITS = {
+    "min-hit1": "hit@1",
+    "min-hit3": "hit@3",
+    "min-hit5": "hit@5",
+    "min-mrr": "MRR@10",
+    "min-recall100": "answer-in-first-100-words rate",
+    "min-recall200": "answer-in-first-200-words rate",
+    "min-recall400": "answer-in-first-400-words rate",
+    "min-doc-recall": "source document recall@5",
+    "min-answer": "answer containment",
+    "min-f1": "answer token F1",
+    "min-citation-source": "share of answers citing only listed sources",
+    "min-quote-exact": "share of quotes equal to their document slice",
+    "min-abstain-precision": "abstention precision",
+    "min-abstain-recall": "abstention recall",
+    "max-false-abstain": "share of answerable questions abstained on",
+    "max-p95-ms": "p95 latency (ms)",
+}
+
+
+def _eval_limit_options(f: Any) -> Any:
+    for flag, metric in reversed(_EVAL_LIMITS.items()):
+        bound = "below" if flag.startswith("min") else "above"
+        f = click.option(
+            f"--{flag}", type=float, metavar="X", help=f"Exit 1 if {metric} is {bound} X."
+        )(f)
+    return f
+
+
+@cli.command("eval")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index (.jsonl).")
+@click.option("--mode", "modes", help="Comma-separated modes, e.g. dense,bm25,hybrid.")
+@click.option("--answerer", type=click.Choice(["extractive", "llm"]), help="Who writes answers.")
+@click.option("-k", "--top-k", type=click.IntRange(1, 50), help="Passages given to the answer.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write a JSON report.")
+@click.option(
+    "--distractors", type=click.Path(path_type=Path, exists=True), help="CSV of extra articles."
+)
+@click.option(
+    "--corpus-dir",
+    type=click.Path(path_type=Path),
+    help="Keep SQuAD corpus indexes here (reused) instead of a temporary folder.",
+)
+@click.option("--limit", type=click.IntRange(1), help="Only the first N questions of each file.")
+@click.option("--calibrate", is_flag=True, help="Show abstention trade-offs per threshold.")
+@_eval_limit_options
+@click.pass_context
+def eval_cmd(ctx: click.Context, files: tuple[Path, ...], **options: Any) -> None:
+    """Score retrieval, answers, citations, abstention and latency on FILES.
+
+    FILES are eval/qa.jsonl-style question sets (asked against --index) or SQuAD JSON files,
+    for which a temporary index of their articles (plus --distractors) is built.
+    """
+    from rag.evaluation import run_eval
+
+    limits = {k: options.pop(k) for k in list(options) if k.startswith(("min_", "max_"))}
+    code, failures = run_eval(
+        list(files),
+        _settings(ctx),
+        calibrate_abstain=options.pop("calibrate"),
+        thresholds=limits,
+        **options,
+    )
+    for line in failures:
+        click.echo(f"FAILED: {line}", err=True)
+    ctx.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:

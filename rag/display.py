@@ -36,8 +36,8 @@ def _timing_line(timings: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
 
 
-def print_answer_stream(events: Iterable[tuple[str, Any]], live: bool) -> Answer:
-    """Consume an answer stream; on a terminal, print the answer as it arrives."""
+def print_answer_stream(events: Iterable[tuple[str, Any]], live: bool, show: bool = True) -> Answer:
+    """Consume an answer stream; print the answer (as it arrives when `live`) unless not `show`."""
     answer: Answer | None = None
     streamed = False
     for kind, value in events:
@@ -50,7 +50,7 @@ def print_answer_stream(events: Iterable[tuple[str, Any]], live: bool) -> Answer
     assert answer is not None
     if streamed:
         sys.stdout.write("\n")
-    if live:
+    if show:
         print_answer(answer, answer_printed=streamed)
     return answer
 

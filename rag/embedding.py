@@ -180,6 +180,8 @@ def _span_means(
 @lru_cache(maxsize=4)
 def _load_cached(name: str, threads: int) -> Embedder:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     path = resolve_model(name)
     pin_threads(threads)
     try:
@@ -192,5 +194,6 @@ def _load_cached(name: str, threads: int) -> Embedder:
             "(offline? use the bundled default or a local folder)"
         ) from exc
     model.eval()
+    model.encode(["warm-up"], show_progress_bar=False)  # first pass pays one-off setup costs
     logger.info("loaded embedding model %s from %s (%d threads)", name, path, threads)
     return Embedder(model, name)

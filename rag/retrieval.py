@@ -222,14 +222,21 @@ def merge_passages(
     groups: list[dict[str, Any]] = []
     for row, score in ranked:
         c = snap.chunks[row]
-        for g in groups:
-            if g["doc_id"] == c.doc_id and c.start < g["end"] and c.end > g["start"]:
-                g["start"], g["end"] = min(g["start"], c.start), max(g["end"], c.end)
-                g["chunk_ids"].append(c.id)
-                break
-        else:
-            if len(groups) == top_k:
-                continue
+        touching = [
+            g
+            for g in groups
+            if g["doc_id"] == c.doc_id and c.start < g["end"] and c.end > g["start"]
+        ]
+        if touching:
+            # the best group absorbs the chunk and any other group the chunk bridges to
+            head = touching[0]
+            head["chunk_ids"].append(c.id)
+            for g in touching[1:]:
+                head["chunk_ids"].extend(g["chunk_ids"])
+                groups.remove(g)
+            head["start"] = min(g["start"] for g in [*touching, {"start": c.start}])
+            head["end"] = max(g["end"] for g in [*touching, {"end": c.end}])
+        elif len(groups) < top_k:
             groups.append(
                 {
                     "doc_id": c.doc_id,
