@@ -15,15 +15,69 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.lexical import tokenize
+from rag.lexical import tokenize, words
 from rag.models import AnswerDraft, Citation, Passage
 from rag.retrieval import Snapshot
 
 LEXICAL_WEIGHT = 0.5  # how much full coverage of the question's terms adds to the cosine
+TYPE_PENALTY = 0.3  # a sentence without the kind of fact the question asks for
+ECHO_PENALTY = 0.2  # a sentence that only repeats the question's own words
 CLOSE_MARGIN = 0.06  # extra sentences must score within this of the best one
 ABSTAIN_TEXT = "The articles don't contain an answer to this question."
 
 _SPACES = re.compile(r"\s+")
+_MONTHS = (
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec"
+)
+_DAYS = "monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow"
+_NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
+    "hundred hundreds thousand thousands million millions billion dozen dozens half"
+)
+_ASKS_NUMBER = re.compile(
+    r"\bhow (many|much|long|old|far|big|large|often)\b|\bwhat (number|percentage|amount)\b", re.I
+)
+_ASKS_DATE = re.compile(
+    r"\bwhen\b|\b(what|which) (year|date|day|month|time)\b|\bin what year\b", re.I
+)
+_ASKS_PERSON = re.compile(
+    r"^\W*(who|whom|whose)\b|\bwho (is|was|are|were|did|does|heads|chairs)\b", re.I
+)
+_DIGITS = re.compile(r"\d")
+_YEAR = re.compile(r"\b(1[5-9]|20)\d\d\b")
+_NAME = re.compile(r"\b[A-Z][\w’'-]*[a-z][\w’'-]*\b")
+
+
+def _new_words(text: str, question_words: set[str]) -> list[str]:
+    return [w for w in words(text) if w not in question_words]
+
+
+def answer_type_found(question: str, text: str) -> bool:
+    """Whether `text` holds a fact of the kind the question asks for, beyond the question itself.
+
+    "How many…" needs a number, "when…" a date, "who…" a name that the question doesn't already
+    contain. Plausible unanswerable questions usually fail this: the articles discuss the same
+    people and events but never state the requested number, date or name.
+    """
+    qwords = set(words(question))
+    new = _new_words(text, qwords)
+    if _ASKS_NUMBER.search(question):
+        return any(_DIGITS.search(w) or w in _NUMBER_WORDS.split() for w in new)
+    if _ASKS_DATE.search(question):
+        vocab = set(_MONTHS.split()) | set(_DAYS.split())
+        return any(w in vocab or _YEAR.fullmatch(w) for w in new)
+    if _ASKS_PERSON.search(question):
+        qlower = question.lower()
+        return any(m.group(0).lower() not in qlower for m in _NAME.finditer(text[1:]))
+    return True
+
+
+def novelty(question_terms: set[str], text: str) -> float:
+    """Share of the sentence's content terms that the question doesn't already contain."""
+    terms = tokenize(text)
+    return sum(t not in question_terms for t in terms) / len(terms) if terms else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +106,7 @@ def score_sentences(
 ) -> list[ScoredSentence]:
     """Every indexed sentence inside the passages, scored against the question, best first."""
     terms = tokenize(question)
+    term_set = set(terms)
     sent = snap.data.sentences
     rows: list[int] = []
     ranks: list[int] = []
@@ -76,8 +131,14 @@ def score_sentences(
     for r, sem, rank in zip(rows, semantic.tolist(), ranks, strict=True):
         doc = snap.docs[sent.doc_ids[r]]
         s, e = int(sent.starts[r]), int(sent.ends[r])
-        lex = lexical_coverage(snap, terms, doc.text[s:e])
-        out.append(ScoredSentence(doc.id, s, e, sem, lex, sem + LEXICAL_WEIGHT * lex, rank))
+        text = doc.text[s:e]
+        lex = lexical_coverage(snap, terms, text)
+        score = sem + LEXICAL_WEIGHT * lex
+        if not answer_type_found(question, text):
+            score -= TYPE_PENALTY
+        if novelty(term_set, text) < 0.25:
+            score -= ECHO_PENALTY
+        out.append(ScoredSentence(doc.id, s, e, sem, lex, score, rank))
     out.sort(key=lambda x: (-x.score, x.passage_rank, x.doc_id, x.start))
     return out
 
