@@ -218,9 +218,15 @@ def merge_passages(
     dense_scores: dict[int, float],
     bm25_scores: dict[int, float],
 ) -> list[Passage]:
-    """Turn ranked chunk rows into passages; a chunk overlapping a better one joins it."""
+    """Turn ranked chunk rows into passages; a chunk overlapping a better one joins it.
+
+    Only chunks ranked above the top_k-th distinct passage are consumed, so a passage is never
+    grown by chunks that would not have been returned anyway.
+    """
     groups: list[dict[str, Any]] = []
     for row, score in ranked:
+        if len(groups) == top_k:
+            break  # lower-ranked chunks must not grow the passages already chosen
         c = snap.chunks[row]
         touching = [
             g
@@ -236,7 +242,7 @@ def merge_passages(
                 groups.remove(g)
             head["start"] = min(g["start"] for g in [*touching, {"start": c.start}])
             head["end"] = max(g["end"] for g in [*touching, {"end": c.end}])
-        elif len(groups) < top_k:
+        else:
             groups.append(
                 {
                     "doc_id": c.doc_id,
