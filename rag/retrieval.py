@@ -20,6 +20,8 @@ from rag.lexical import tokenize
 from rag.models import Chunk, Document, Filters, Mode, Passage
 from rag.store import IndexData
 
+MIN_PASSAGE_CHARS = 20  # a leftover shorter than this is not worth a passage of its own
+
 
 @dataclass(slots=True)
 class Snapshot:
@@ -218,61 +220,66 @@ def merge_passages(
     dense_scores: dict[int, float],
     bm25_scores: dict[int, float],
 ) -> list[Passage]:
-    """Turn ranked chunk rows into passages; a chunk overlapping a better one joins it.
+    """Turn ranked chunk rows into passages that never repeat text.
 
-    Only chunks ranked above the top_k-th distinct passage are consumed, so a passage is never
-    grown by chunks that would not have been returned anyway.
+    Neighbouring chunks share their overlap sentences; a lower-ranked chunk keeps only the
+    part not already returned (or is dropped if nothing is left). Unlike merging chunks into
+    one long span, this keeps the best text first, which is what a reader or an LLM's context
+    budget sees.
     """
-    groups: list[dict[str, Any]] = []
+    covered: dict[str, list[tuple[int, int]]] = {}
+    picked: list[tuple[int, float, int, int]] = []
     for row, score in ranked:
-        if len(groups) == top_k:
-            break  # lower-ranked chunks must not grow the passages already chosen
+        if len(picked) == top_k:
+            break
         c = snap.chunks[row]
-        touching = [
-            g
-            for g in groups
-            if g["doc_id"] == c.doc_id and c.start < g["end"] and c.end > g["start"]
-        ]
-        if touching:
-            # the best group absorbs the chunk and any other group the chunk bridges to
-            head = touching[0]
-            head["chunk_ids"].append(c.id)
-            for g in touching[1:]:
-                head["chunk_ids"].extend(g["chunk_ids"])
-                groups.remove(g)
-            head["start"] = min(g["start"] for g in [*touching, {"start": c.start}])
-            head["end"] = max(g["end"] for g in [*touching, {"end": c.end}])
-        else:
-            groups.append(
-                {
-                    "doc_id": c.doc_id,
-                    "start": c.start,
-                    "end": c.end,
-                    "score": score,
-                    "chunk_ids": [c.id],
-                    "row": row,
-                }
-            )
+        text = snap.docs[c.doc_id].text
+        for start, end in _uncovered(c.start, c.end, covered.get(c.doc_id, [])):
+            piece = text[start:end]
+            start += len(piece) - len(piece.lstrip())
+            end -= len(piece) - len(piece.rstrip())
+            if end - start < MIN_PASSAGE_CHARS or len(picked) == top_k:
+                continue
+            covered.setdefault(c.doc_id, []).append((start, end))
+            picked.append((row, score, start, end))
     passages = []
-    for rank, g in enumerate(groups, start=1):
-        doc = snap.docs[g["doc_id"]]
+    for rank, (row, score, start, end) in enumerate(picked, start=1):
+        c = snap.chunks[row]
+        doc = snap.docs[c.doc_id]
         passages.append(
             Passage(
                 doc_id=doc.id,
                 title=doc.title,
                 source=doc.source,
                 date=doc.date,
-                start=g["start"],
-                end=g["end"],
-                text=doc.text[g["start"] : g["end"]],
-                score=round(float(g["score"]), 6),
+                start=start,
+                end=end,
+                text=doc.text[start:end],
+                score=round(float(score), 6),
                 rank=rank,
-                chunk_ids=g["chunk_ids"],
-                dense_score=_round(dense_scores.get(g["row"])),
-                bm25_score=_round(bm25_scores.get(g["row"])),
+                chunk_ids=[c.id],
+                dense_score=_round(dense_scores.get(row)),
+                bm25_score=_round(bm25_scores.get(row)),
             )
         )
     return passages
+
+
+def _uncovered(start: int, end: int, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Parts of [start, end) outside every interval in `taken`, in order."""
+    pieces = [(start, end)]
+    for a, b in taken:
+        nxt = []
+        for s, e in pieces:
+            if b <= s or a >= e:
+                nxt.append((s, e))
+                continue
+            if s < a:
+                nxt.append((s, a))
+            if b < e:
+                nxt.append((b, e))
+        pieces = nxt
+    return pieces
 
 
 def _round(x: float | None) -> float | None:
