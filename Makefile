@@ -30,5 +30,11 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+bench: setup
+	$(BIN)/python bench/index_build.py
+	$(BIN)/python bench/query_latency.py
+	$(BIN)/python bench/load.py
+	$(BIN)/python bench/squad_eval.py
+
 clean:
 	rm -rf $(VENV) index/current index/versions index/.lock

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,9 +75,8 @@ def answer_type_found(question: str, text: str) -> bool:
     return True
 
 
-def novelty(question_terms: set[str], text: str) -> float:
+def novelty(question_terms: set[str], terms: Sequence[str]) -> float:
     """Share of the sentence's content terms that the question doesn't already contain."""
-    terms = tokenize(text)
     return sum(t not in question_terms for t in terms) / len(terms) if terms else 0.0
 
 
@@ -91,14 +91,22 @@ class ScoredSentence:
     passage_rank: int
 
 
-def lexical_coverage(snap: Snapshot, question_terms: list[str], text: str) -> float:
-    """idf-weighted share of the question's distinct terms present in `text` (0..1)."""
+def lexical_coverage(snap: Snapshot, question_terms: list[str], terms: Sequence[str]) -> float:
+    """idf-weighted share of the question's distinct terms present in a sentence (0..1)."""
     wanted = set(question_terms)
     if not wanted:
         return 0.0
-    present = wanted & set(tokenize(text))
+    present = wanted.intersection(terms)
     total = sum(snap.term_idf(t) for t in wanted)
     return sum(snap.term_idf(t) for t in present) / total if total else 0.0
+
+
+def sentence_terms(snap: Snapshot, row: int, text: str) -> tuple[str, ...]:
+    """A sentence's lexical terms, tokenised once per snapshot rather than once per question."""
+    terms = snap.sentence_terms.get(row)
+    if terms is None:
+        terms = snap.sentence_terms[row] = tuple(tokenize(text))
+    return terms
 
 
 def score_sentences(
@@ -132,11 +140,12 @@ def score_sentences(
         doc = snap.docs[sent.doc_ids[r]]
         s, e = int(sent.starts[r]), int(sent.ends[r])
         text = doc.text[s:e]
-        lex = lexical_coverage(snap, terms, text)
+        s_terms = sentence_terms(snap, r, text)
+        lex = lexical_coverage(snap, terms, s_terms)
         score = sem + LEXICAL_WEIGHT * lex
         if not answer_type_found(question, text):
             score -= TYPE_PENALTY
-        if novelty(term_set, text) < 0.25:
+        if novelty(term_set, s_terms) < 0.25:
             score -= ECHO_PENALTY
         out.append(ScoredSentence(doc.id, s, e, sem, lex, score, rank))
     out.sort(key=lambda x: (-x.score, x.passage_rank, x.doc_id, x.start))

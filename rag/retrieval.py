@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class Snapshot:
     doc_chunks: dict[str, tuple[int, int]]  # chunk row range per document
     doc_sentences: dict[str, tuple[int, int]]  # sentence row range per document
     idf: dict[str, float]  # BM25 idf of each stemmed term, for lexical evidence in answers
+    sentence_terms: dict[int, tuple[str, ...]] = field(default_factory=dict)  # lazy cache
 
     @property
     def manifest(self) -> dict[str, Any]:

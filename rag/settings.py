@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `rag serve` binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port `rag serve` binds.")
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token for POST /index/rebuild (unset: loopback clients only)."
+        None, description="Bearer token for POST /v1/index/rebuild (unset: loopback clients only)."
     )
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins (off).")
     watch: bool = Field(False, description="Watch seeds_dir and rebuild on change.")
