@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
 
-    .venv/bin/python bench/squad_eval.py [--bench /work/shared/bench] [--out bench/out]
+    .venv/bin/python bench/squad_eval.py [--bench ../shared/bench] [--out bench/out]
                                          [--corpus-dir DIR] [--limit N]
 
 Runs `rag eval` in all three retrieval modes on both corpora (the distractor index embeds a few
@@ -26,7 +26,9 @@ from rag.settings import load_settings
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--bench", type=Path, default=Path("/work/shared/bench"))
+    parser.add_argument(
+        "--bench", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "bench"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     parser.add_argument("--corpus-dir", type=Path, default=None)
     parser.add_argument("--limit", type=int, default=None)

@@ -1,7 +1,7 @@
 """Turn a SQuAD v1.1/v2.0 file (and optional distractor CSV) into a corpus plus eval questions.
 
 Public QA sets let us compare retrieval with published figures, but they ship paragraphs, not
-articles. This module rebuilds articles the way /work/shared/bench/README.md prescribes (one
+articles. This module rebuilds articles the way shared/bench/README.md prescribes (one
 document per SQuAD title, its paragraphs joined by a blank line) and converts the questions to
 the records of `eval/qa.jsonl`, so the eval runner treats every corpus the same way. Distractor
 articles (columns `category,text`) make retrieval find the right passage among ~1,000 documents.
