@@ -29,7 +29,7 @@ class Settings(BaseSettings):
         description="Embedding model: the bundled default, a local folder, or a hub name.",
     )
     chunk_tokens: int = Field(
-        200,
+        128,
         ge=16,
         le=8192,
         description="Max tokens per chunk in the embedding tokenizer (capped at the model's max).",
@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="Passages returned by default.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     dense_weight: float = Field(
-        1.0, ge=0, description="Weight of the dense ranking in hybrid fusion."
+        0.5, ge=0, description="Weight of the dense ranking in hybrid fusion (measured)."
     )
     bm25_weight: float = Field(
         1.0, ge=0, description="Weight of the BM25 ranking in hybrid fusion."

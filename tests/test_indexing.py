@@ -110,7 +110,7 @@ def test_manifest_contents(seeds_settings: Settings) -> None:
     assert manifest["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert manifest["model"]["dim"] == 384 and manifest["model"]["max_seq_length"] == 256
     assert set(manifest["documents"]) == {p.name for p in SEEDS.iterdir()}
-    assert manifest["counts"]["chunks"] > 0 and manifest["chunker"]["max_tokens"] == 200
+    assert manifest["counts"]["chunks"] > 0 and manifest["chunker"]["max_tokens"] == 128
     assert manifest["dense_index"] == "flat"
     for name in ("tables.sqlite", "chunk_vectors.npy", "sentence_vectors.npy", "dense.faiss"):
         assert (path / name).is_file()
