@@ -8,6 +8,7 @@ further model call, which keeps a question within a few milliseconds of the quer
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -79,6 +80,7 @@ class Embedder:
         self.dim = int(model.get_embedding_dimension())
         self.max_length = int(model.max_seq_length)
         self.counter = TokenCounter(model.tokenizer.backend_tokenizer, self.max_length)
+        self._batch_tokenizer = _batch_tokenizer(model, self.max_length)
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
 
     @classmethod
@@ -129,25 +131,25 @@ class Embedder:
             from tqdm import tqdm
 
             bar = tqdm(total=n, desc="embedding", unit="chunk", leave=False)
-        tokenizer = self.model.tokenizer
         try:
             for lo in range(0, n, batch_size):
                 idx = order[lo : lo + batch_size]
-                batch = [texts[i] for i in idx]
-                enc = tokenizer(
-                    batch,
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_offsets_mapping=True,
-                    return_tensors="pt",
-                )
-                offsets = enc.pop("offset_mapping").numpy()
-                features = {k: v for k, v in enc.items()}
+                # the Rust tokenizer directly: same ids as the model's own preprocessing, with
+                # offsets, and without the Python-side overhead of the transformers wrapper
+                encs = self._batch_tokenizer.encode_batch([texts[i] for i in idx])
+                mask_np = np.array([e.attention_mask for e in encs], dtype=np.int64)
+                features = {
+                    "input_ids": torch.from_numpy(np.array([e.ids for e in encs], np.int64)),
+                    "attention_mask": torch.from_numpy(mask_np),
+                    "token_type_ids": torch.from_numpy(
+                        np.array([e.type_ids for e in encs], np.int64)
+                    ),
+                }
+                offsets = np.array([e.offsets for e in encs], dtype=np.int64)
                 with self._lock, torch.inference_mode():
                     out = self.model(features)
                 tok = out["token_embeddings"].float().numpy()
-                mask = features["attention_mask"].numpy().astype(bool)
+                mask = mask_np.astype(bool)
                 pooled = out["sentence_embedding"].float().numpy()
                 norms = np.linalg.norm(pooled, axis=1, keepdims=True)
                 vectors[idx] = pooled / np.maximum(norms, 1e-12)
@@ -180,6 +182,15 @@ def _span_means(
     sums = weights @ tok
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _batch_tokenizer(model: SentenceTransformer, max_length: int) -> Any:
+    """A copy of the model's fast tokenizer that truncates and pads like its preprocessing."""
+    tok = copy.deepcopy(model.tokenizer.backend_tokenizer)
+    tok.enable_truncation(max_length=max_length)
+    pad = model.tokenizer.pad_token
+    tok.enable_padding(pad_id=model.tokenizer.pad_token_id, pad_token=pad)
+    return tok
 
 
 @lru_cache(maxsize=4)

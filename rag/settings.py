@@ -74,7 +74,8 @@ class Settings(BaseSettings):
         3, ge=1, le=10, description="Max sentences in an extractive answer."
     )
     abstain_threshold: float = Field(
-        0.45, description="Evidence score below which the assistant says the articles don't answer."
+        0.5,
+        description="Evidence score below which the assistant says the articles don't answer.",
     )
     max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
 
