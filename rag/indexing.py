@@ -26,7 +26,7 @@ from rag.store import IndexData, SentenceTable
 
 logger = logging.getLogger(__name__)
 
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2  # 2: sentence splitting of text without capitals
 HNSW_M = 32
 
 

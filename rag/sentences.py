@@ -63,6 +63,7 @@ _SHORT_LINE = 80  # a single newline after a line this short without punctuation
 # ...unless the line is longer than this and the next starts in lower case: hard-wrapped prose
 # (e-mail style, ~72 columns), which would otherwise be cut at every line.
 _WRAPPED_MIN_LINE = 40
+_CASELESS_MIN_LETTERS = 200  # shorter texts are too small to judge their use of capitals
 
 
 def _word_before(text: str, pos: int) -> str:
@@ -85,13 +86,23 @@ def _is_initials(word: str) -> bool:
     return all(len(p) == 1 and p.isalpha() for p in parts) and (len(parts) > 1 or word.isupper())
 
 
-def _starts_sentence(ch: str) -> bool:
+def _starts_sentence(ch: str, caseless: bool = False) -> bool:
     """Can `ch` begin a new sentence? Upper-case letters, digits, opening quotes/brackets.
 
     Letters of scripts without case (Arabic, CJK, …) count too: there, case gives no signal,
-    and refusing them would glue whole articles into one sentence.
+    and refusing them would glue whole articles into one sentence. For the same reason any
+    letter counts in a text written (or normalised) entirely in lower case.
     """
-    return ch.isdigit() or ch in _OPENERS or (ch.isalpha() and not ch.islower())
+    if ch.isdigit() or ch in _OPENERS:
+        return True
+    return ch.isalpha() and (caseless or not ch.islower())
+
+
+def _is_caseless(text: str) -> bool:
+    """Is `text` prose without capitals (e.g. a lower-cased corpus), where case says nothing?"""
+    upper = sum(1 for ch in text if ch.isupper())
+    lower = sum(1 for ch in text if ch.islower())
+    return lower >= _CASELESS_MIN_LETTERS and upper * 200 < lower
 
 
 def _is_broken_paragraph(line: str) -> bool:
@@ -115,10 +126,11 @@ def _punctuation_cuts(text: str) -> list[int]:
     """Positions (just after punctuation and closers) where a sentence ends."""
     cuts: list[int] = []
     n = len(text)
+    caseless = _is_caseless(text)
     for m in _PUNCT_RE.finditer(text):
         end = m.end()
         nxt = _SPACE_RE.match(text, end).end()  # type: ignore[union-attr]
-        if nxt >= n or not _starts_sentence(text[nxt]):
+        if nxt >= n or not _starts_sentence(text[nxt], caseless):
             continue
         punct_end = m.start()
         while punct_end < n and text[punct_end] in _TERMINALS:

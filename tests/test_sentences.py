@@ -324,3 +324,18 @@ def test_paragraph_break_separates(a: str, b: str) -> None:
     cut = len(a)
     for s in split_sentences(text):
         assert s.end <= cut or s.start >= cut
+
+
+def test_lowercased_prose_still_splits_at_terminal_punctuation() -> None:
+    # Corpora are sometimes lower-cased wholesale (the BBC benchmark set is); case then says
+    # nothing, and requiring a capital would glue a whole article into one "sentence".
+    text = ("the minister said the talks would go on. " * 8) + "no date was set. mr smith agreed."
+    sentences = split_sentences(text)
+    assert len(sentences) >= 9
+    assert text[sentences[-2].start : sentences[-2].end] == "no date was set."
+    # ...while a short lower-case fragment in ordinary text is not split after an abbreviation
+    cased = "He met Dr. smith in Baku. They talked."
+    assert [cased[s.start : s.end] for s in split_sentences(cased)] == [
+        "He met Dr. smith in Baku.",
+        "They talked.",
+    ]
