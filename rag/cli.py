@@ -18,9 +18,8 @@ from pydantic import ValidationError
 from rag.errors import RagError
 from rag.settings import Settings, load_settings
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1") if os.environ.get(
-    "RAG_ALLOW_DOWNLOADS"
-) != "1" else None
+if os.environ.get("RAG_ALLOW_DOWNLOADS") != "1":  # nothing is fetched unless asked for
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MODES = click.Choice(["dense", "bm25", "hybrid"])
@@ -314,9 +313,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        logging.getLogger("rag").error("unexpected failure", exc_info=exc) if os.environ.get(
-            "RAG_DEBUG"
-        ) else None
         click.echo(
             f"error: unexpected failure ({exc.__class__.__name__}: {exc}); "
             "run with --debug for details",
