@@ -80,6 +80,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--limit", type=int, default=None, help="use only the first N rows")
     ap.add_argument("--skip-cli", action="store_true", help="skip the subprocess timings")
+    ap.add_argument(
+        "--no-warmup", action="store_true", help="skip the untimed first build (large corpora)"
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
@@ -98,7 +101,8 @@ def main() -> None:
         )
 
         # warm-up: the first forward passes of a process are slower (allocations, kernels)
-        build_index(settings, rebuild=True, embedder=embedder, progress=False)
+        if not args.no_warmup:
+            build_index(settings, rebuild=True, embedder=embedder, progress=False)
         full, raw, ratio, incr, incr_cli, noop_cli, rss = [], [], [], [], [], [], []
         n_chunks = 0
         for run in range(args.runs):

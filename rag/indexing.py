@@ -84,6 +84,14 @@ def _load_previous(settings: Settings) -> tuple[IndexData | None, str]:
         return None, "previous index unusable"
 
 
+def _live_manifest(settings: Settings) -> dict[str, Any] | None:
+    try:
+        _name, path = store.version_path(settings.index_dir)
+        return store.read_manifest(path)
+    except IndexError_:
+        return None
+
+
 def _doc_rows(ids: Sequence[str]) -> dict[str, tuple[int, int]]:
     """Row range of each document in a table sorted by document id."""
     ranges: dict[str, tuple[int, int]] = {}
@@ -131,8 +139,26 @@ def build_index(
     t0 = time.perf_counter()
     docs, warnings = load_documents(settings.seeds_dir)
     with store.build_lock(settings.index_dir, settings.lock_timeout):
-        previous, why_full = (None, "rebuild requested") if rebuild else _load_previous(settings)
         fingerprint = settings_fingerprint(settings)
+        if not rebuild and (manifest := _live_manifest(settings)) is not None:
+            n_chunks = int(manifest.get("counts", {}).get("chunks", 0))
+            if (
+                manifest.get("settings") == fingerprint
+                and manifest.get("documents") == {d.id: d.sha256 for d in docs}
+                and manifest.get("dense_index") == dense_kind(settings, n_chunks)
+            ):
+                # decided from the manifest alone: no tables or vectors are read
+                return BuildReport(
+                    version=store.current_version(settings.index_dir),
+                    full_rebuild=False,
+                    reason="up to date",
+                    unchanged=len(docs),
+                    documents=len(docs),
+                    chunks=n_chunks,
+                    warnings=[str(w) for w in warnings],
+                    seconds=time.perf_counter() - t0,
+                )
+        previous, why_full = (None, "rebuild requested") if rebuild else _load_previous(settings)
         if previous is not None and previous.manifest.get("settings") != fingerprint:
             why_full = "model or chunker settings changed"
             previous = None
@@ -153,13 +179,6 @@ def build_index(
             documents=len(docs),
             warnings=[str(w) for w in warnings],
         )
-        kind_now = previous.manifest.get("dense_index") if previous else None
-        up_to_date = previous is not None and not stale and not removed
-        if up_to_date and kind_now == dense_kind(settings, len(previous.chunks)):
-            report.reason = "up to date"
-            report.chunks = len(previous.chunks)
-            report.seconds = time.perf_counter() - t0
-            return report
         if full:
             report.added = [d.id for d in docs]
             report.unchanged = 0

@@ -261,7 +261,7 @@ def test_sigkill_at_each_write_step_keeps_previous_index(
     assert not any(n.startswith(".tmp-") for n in leftovers)
 
 
-def test_sigkill_during_embedding_of_a_real_build(
+def test_sigkill_mid_build_of_a_real_build_subprocess(
     fresh_corpus: Settings, embedder: Embedder
 ) -> None:
     s = fresh_corpus
@@ -283,7 +283,7 @@ def test_sigkill_during_embedding_of_a_real_build(
         str(s.index_dir),
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE)
-    # wait until the build holds the lock and is embedding, then kill it
+    # wait until the build holds the lock (it is then loading the model or embedding), kill it
     deadline = time.monotonic() + 120
     lock = s.index_dir / store.LOCK
     while time.monotonic() < deadline and proc.poll() is None:
