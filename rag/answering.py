@@ -51,28 +51,46 @@ _YEAR = re.compile(r"\b(1[5-9]|20)\d\d\b")
 _NAME = re.compile(r"\b[A-Z][\w’'-]*[a-z][\w’'-]*\b")
 
 
-def _new_words(text: str, question_words: set[str]) -> list[str]:
-    return [w for w in words(text) if w not in question_words]
+@dataclass(frozen=True, slots=True)
+class AnswerType:
+    """What kind of fact a question asks for, worked out once per question."""
+
+    kind: str | None  # "number", "date", "person" or None (anything goes)
+    words: frozenset[str]  # the question's own words: a fact it already states doesn't count
+    lower: str
 
 
-def answer_type_found(question: str, text: str) -> bool:
+def answer_type(question: str) -> AnswerType:
+    if _ASKS_NUMBER.search(question):
+        kind: str | None = "number"
+    elif _ASKS_DATE.search(question):
+        kind = "date"
+    elif _ASKS_PERSON.search(question):
+        kind = "person"
+    else:
+        kind = None
+    return AnswerType(kind, frozenset(words(question)), question.lower())
+
+
+_NUMBER_VOCAB = frozenset(_NUMBER_WORDS.split())
+_DATE_VOCAB = frozenset(_MONTHS.split()) | frozenset(_DAYS.split())
+
+
+def answer_type_found(wanted: AnswerType, text: str) -> bool:
     """Whether `text` holds a fact of the kind the question asks for, beyond the question itself.
 
     "How many…" needs a number, "when…" a date, "who…" a name that the question doesn't already
     contain. Plausible unanswerable questions usually fail this: the articles discuss the same
     people and events but never state the requested number, date or name.
     """
-    qwords = set(words(question))
-    new = _new_words(text, qwords)
-    if _ASKS_NUMBER.search(question):
-        return any(_DIGITS.search(w) or w in _NUMBER_WORDS.split() for w in new)
-    if _ASKS_DATE.search(question):
-        vocab = set(_MONTHS.split()) | set(_DAYS.split())
-        return any(w in vocab or _YEAR.fullmatch(w) for w in new)
-    if _ASKS_PERSON.search(question):
-        qlower = question.lower()
-        return any(m.group(0).lower() not in qlower for m in _NAME.finditer(text[1:]))
-    return True
+    if wanted.kind is None:
+        return True
+    if wanted.kind == "person":
+        return any(m.group(0).lower() not in wanted.lower for m in _NAME.finditer(text[1:]))
+    new = [w for w in words(text) if w not in wanted.words]
+    if wanted.kind == "number":
+        return any(_DIGITS.search(w) or w in _NUMBER_VOCAB for w in new)
+    return any(w in _DATE_VOCAB or _YEAR.fullmatch(w) for w in new)
 
 
 def novelty(question_terms: set[str], terms: Sequence[str]) -> float:
@@ -115,6 +133,7 @@ def score_sentences(
     """Every indexed sentence inside the passages, scored against the question, best first."""
     terms = tokenize(question)
     term_set = set(terms)
+    wanted = answer_type(question)
     sent = snap.data.sentences
     rows: list[int] = []
     ranks: list[int] = []
@@ -143,7 +162,7 @@ def score_sentences(
         s_terms = sentence_terms(snap, r, text)
         lex = lexical_coverage(snap, terms, s_terms)
         score = sem + LEXICAL_WEIGHT * lex
-        if not answer_type_found(question, text):
+        if not answer_type_found(wanted, text):
             score -= TYPE_PENALTY
         if novelty(term_set, s_terms) < 0.25:
             score -= ECHO_PENALTY

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import email.utils
 import html
+import itertools
 import json
 import logging
 import random
@@ -587,7 +588,8 @@ def _read_sse(resp: httpx.Response, deadline: float, settings: Settings) -> Iter
     data: list[str] = []
     finished = False
     events = 0
-    for line in resp.iter_lines():
+    # a trailing blank line flushes a last event that arrived without one
+    for line in itertools.chain(resp.iter_lines(), [""]):
         if time.monotonic() > deadline:
             raise LLMFailure(f"LLM timed out after {TOTAL_TIMEOUT_FACTOR * settings.llm_timeout}s")
         if line == "":
@@ -606,15 +608,6 @@ def _read_sse(resp: httpx.Response, deadline: float, settings: Settings) -> Iter
         field, _, value = line.partition(":")
         if field == "data":
             data.append(value[1:] if value.startswith(" ") else value)
-    if data:  # last event without its blank line
-        events += 1
-        event = "\n".join(data)
-        if event.strip() == "[DONE]":
-            return
-        piece, done = _parse_chunk(event)
-        finished = finished or done
-        if piece:
-            yield piece
     if not events:  # e.g. an HTML page: llm_base_url is not an OpenAI-compatible /v1 root
         raise _malformed("no completion (is llm_base_url an OpenAI-compatible API?)")
     if not finished:
