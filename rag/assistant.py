@@ -26,11 +26,10 @@ from rag.errors import IndexError_, QuestionError
 from rag.models import (
     Answer,
     AnswerDraft,
-    AnswererName,
     Document,
-    Filters,
-    Mode,
     Passage,
+    Query,
+    SearchQuery,
     SearchResult,
 )
 from rag.retrieval import Snapshot, retrieve
@@ -46,6 +45,19 @@ def _ms(seconds: float) -> float:
 
 
 class Assistant:
+    """Questions over one index: search, ask and stream answers with exact citations.
+
+    Thread-safe: the HTTP service calls one instance from many threads. Build it with
+    `Assistant.open`; `refresh()` picks up a newer index version without a restart.
+
+    Example:
+        >>> assistant = Assistant.open("index")
+        >>> answer = assistant.ask("Who chairs the Arab Parliament?")
+        >>> print(answer.answer)
+        >>> for c in answer.citations:
+        ...     print(c.n, c.doc_id, c.start, c.end, c.quote)
+    """
+
     def __init__(self, settings: Settings, snapshot: Snapshot, embedder: Embedder) -> None:
         self.settings = settings
         self.embedder = embedder
@@ -60,6 +72,22 @@ class Assistant:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
     ) -> Assistant:
+        """Load the live index version and the embedding model (once per process).
+
+        Args:
+            index_dir: the index folder (default: `settings.index_dir`, i.e. `RAG_INDEX_DIR`
+                or `index`).
+            settings: all other settings (default: from `RAG_*` environment variables).
+            embedder: an already loaded model to share (tests, benchmarks).
+
+        Returns:
+            An `Assistant` serving the live version.
+
+        Raises:
+            IndexError_: there is no index, it is corrupt, or it was built with another
+                embedding model (each message names the fix, e.g. `rag index --rebuild`).
+            RagError: the embedding model cannot be loaded.
+        """
         settings = settings or load_settings()
         if index_dir is not None:
             settings = settings.with_overrides(index_dir=Path(index_dir))
@@ -106,6 +134,7 @@ class Assistant:
     # ------------------------------------------------------------------ questions
 
     def check_question(self, question: str) -> str:
+        """The question trimmed; QuestionError when it is empty or longer than the limit."""
         text = question.strip() if isinstance(question, str) else ""
         if not text:
             raise QuestionError("question is empty")
@@ -117,52 +146,76 @@ class Assistant:
         return text
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Normalised float32 query vectors, one row per text (the model's own forward pass)."""
         return self.embedder.encode_queries(texts)
 
     def search(
         self,
-        query: str,
+        query: SearchQuery | str,
+        /,
         *,
-        top_k: int | None = None,
-        mode: Mode | None = None,
-        filters: Filters | None = None,
         query_vector: np.ndarray | None = None,
         snapshot: Snapshot | None = None,
+        **options: Any,
     ) -> SearchResult:
+        """Rank passages of the articles for a question; no answer is written.
+
+        Args:
+            query: a `SearchQuery` (or `Query`), or the question as a string.
+            query_vector: the question's embedding when the caller already has it (the HTTP
+                service embeds concurrent questions together).
+            snapshot: the index version to search (default: the live one).
+            **options: `top_k`, `mode`, `filters` overriding those of `query`.
+
+        Returns:
+            A `SearchResult`: up to `top_k` passages best first, each with its document id,
+            title, exact offsets (`document.text[start:end] == passage.text`) and scores, and
+            the time each stage took.
+
+        Raises:
+            QuestionError: the question is empty or too long.
+
+        Example:
+            >>> assistant.search("Arab Parliament speaker", top_k=3).passages[0].doc_id
+            '002_ada552b2d9cfc3c4.txt'
+        """
         t0 = time.perf_counter()
-        query = self.check_question(query)
+        q = self._resolve(SearchQuery.of(query, **options))
         snap = snapshot or self._snapshot
-        mode = mode or self.settings.mode
         qvec = query_vector
-        if qvec is None and mode != "bm25":
-            qvec = self.embed([query])[0]
+        if qvec is None and q.mode != "bm25":
+            qvec = self.embed([q.question])[0]
         t1 = time.perf_counter()
-        passages = self._retrieve(snap, query, qvec, mode, top_k, filters)
+        passages = self._retrieve(snap, q, qvec)
         t2 = time.perf_counter()
         return SearchResult(
-            query=query,
-            mode=mode,
+            query=q.question,
+            mode=q.mode,
             passages=passages,
             timings={"embed": _ms(t1 - t0), "retrieve": _ms(t2 - t1), "total": _ms(t2 - t0)},
         )
 
-    def _retrieve(
-        self,
-        snap: Snapshot,
-        query: str,
-        qvec: np.ndarray | None,
-        mode: Mode,
-        top_k: int | None,
-        filters: Filters | None,
-    ) -> list[Passage]:
+    def _resolve(self, query: SearchQuery) -> Any:
+        """The query with its question checked and unset options taken from the settings."""
+        s = self.settings
+        fill: dict[str, Any] = {
+            "question": self.check_question(query.question),
+            "top_k": query.top_k or s.top_k,
+            "mode": query.mode or s.mode,
+        }
+        if isinstance(query, Query):
+            fill["answerer"] = query.answerer or s.answerer
+        return query.model_copy(update=fill)
+
+    def _retrieve(self, snap: Snapshot, q: SearchQuery, qvec: np.ndarray | None) -> list[Passage]:
         s = self.settings
         return retrieve(
             snap,
-            query,
+            q.question,
             qvec,
-            mode=mode,
-            top_k=top_k or s.top_k,
-            filters=filters,
+            mode=q.mode or s.mode,
+            top_k=q.top_k or s.top_k,
+            filters=q.filters,
             rrf_k=s.rrf_k,
             weights=(s.dense_weight, s.bm25_weight),
             mmr_lambda=s.mmr_lambda,
@@ -170,46 +223,67 @@ class Assistant:
 
     def ask(
         self,
-        question: str,
+        query: Query | str,
+        /,
         *,
-        top_k: int | None = None,
-        mode: Mode | None = None,
-        filters: Filters | None = None,
-        answerer: AnswererName | None = None,
         query_vector: np.ndarray | None = None,
+        **options: Any,
     ) -> Answer:
-        events = self.stream_ask(
-            question,
-            top_k=top_k,
-            mode=mode,
-            filters=filters,
-            answerer=answerer,
-            query_vector=query_vector,
-        )
-        for kind, value in events:
+        """Answer a question from the articles, every sentence citing an exact span.
+
+        Args:
+            query: a `Query`, or the question as a string.
+            query_vector: the question's embedding when the caller already has it.
+            **options: `top_k`, `mode`, `filters`, `answerer` overriding those of `query`.
+
+        Returns:
+            An `Answer`: `answer` (text with `[n]` markers, or a plain statement that the
+            articles don't say, with `abstained=True`), `citations` (each marker's document,
+            title, `start`, `end` and `quote == document.text[start:end]`), the `passages`
+            it was drawn from, `confidence` and `timings` in milliseconds.
+
+        Raises:
+            QuestionError: the question is empty or too long.
+
+        Example:
+            >>> answer = assistant.ask("Who chairs the Arab Parliament?")
+            >>> answer.citations[0].quote in answer.answer
+            True
+        """
+        for kind, value in self.stream_ask(query, query_vector=query_vector, **options):
             if kind == "done":
                 return value
         raise RuntimeError("answer stream ended without a result")  # pragma: no cover
 
     def stream_ask(
         self,
-        question: str,
+        query: Query | str,
+        /,
         *,
-        top_k: int | None = None,
-        mode: Mode | None = None,
-        filters: Filters | None = None,
-        answerer: AnswererName | None = None,
         query_vector: np.ndarray | None = None,
+        **options: Any,
     ) -> Iterator[StreamEvent]:
-        """Passages first, then the answer text as it is produced, then the full Answer."""
+        """Answer a question as a stream of events, for terminals and Server-Sent Events.
+
+        Takes the same arguments as `ask`. Yields, in order: `("passages", list[Passage])`
+        once retrieval is done; `("delta", str)` pieces of the answer text as they are
+        produced (one piece for the extractive answerer, many from an LLM); and finally
+        `("done", Answer)`, the same `Answer` that `ask` returns. The whole request uses one
+        index snapshot, even if a newer version is swapped in meanwhile.
+
+        Raises:
+            QuestionError: the question is empty or too long (before anything is yielded).
+
+        Example:
+            >>> [kind for kind, _ in assistant.stream_ask("Who chairs the Arab Parliament?")]
+            ['passages', 'delta', 'done']
+        """
         t0 = time.perf_counter()
-        question = self.check_question(question)
+        q = self._resolve(Query.of(query, **options))
         snap = self._snapshot  # one snapshot for the whole request
-        mode = mode or self.settings.mode
-        answerer = answerer or self.settings.answerer
-        qvec = query_vector if query_vector is not None else self.embed([question])[0]
+        qvec = query_vector if query_vector is not None else self.embed([q.question])[0]
         t1 = time.perf_counter()
-        passages = self._retrieve(snap, question, qvec, mode, top_k, filters)
+        passages = self._retrieve(snap, q, qvec)
         t2 = time.perf_counter()
         yield "passages", passages
 
@@ -217,18 +291,18 @@ class Assistant:
             s = self.settings
             return extractive_answer(
                 snap,
-                question,
+                q.question,
                 qvec,
                 passages,
                 max_sentences=s.answer_sentences,
                 threshold=s.abstain_threshold,
             )
 
-        if answerer == "llm":
+        if q.answerer == "llm":
             from rag.llm import stream_llm_answer
 
             draft: AnswerDraft | None = None
-            for item in stream_llm_answer(self.settings, question, passages, extractive):
+            for item in stream_llm_answer(self.settings, q.question, passages, extractive):
                 if isinstance(item, str):
                     yield "delta", item
                 else:
@@ -238,25 +312,10 @@ class Assistant:
             draft = extractive()
             yield "delta", draft.answer
         t3 = time.perf_counter()
-        yield (
-            "done",
-            Answer(
-                question=question,
-                answer=draft.answer,
-                abstained=draft.abstained,
-                citations=draft.citations,
-                passages=passages,
-                mode=mode,
-                answerer=draft.answerer,
-                fallback=draft.fallback,
-                fallback_reason=draft.fallback_reason,
-                dropped_citations=draft.dropped_citations,
-                confidence=draft.confidence,
-                timings={
-                    "embed": _ms(t1 - t0),
-                    "retrieve": _ms(t2 - t1),
-                    "answer": _ms(t3 - t2),
-                    "total": _ms(t3 - t0),
-                },
-            ),
-        )
+        timings = {
+            "embed": _ms(t1 - t0),
+            "retrieve": _ms(t2 - t1),
+            "answer": _ms(t3 - t2),
+            "total": _ms(t3 - t0),
+        }
+        yield "done", draft.to_answer(q.question, passages, q.mode, timings)

@@ -140,10 +140,7 @@ def search_cmd(
     settings = _settings(ctx, index_dir=index_dir)
     assistant = Assistant.open(settings=settings)
     result = assistant.search(
-        query,
-        top_k=top_k,
-        mode=mode,  # type: ignore[arg-type]
-        filters=_filters(doc, source, since, until),
+        query, top_k=top_k, mode=mode, filters=_filters(doc, source, since, until)
     )
     if as_json:
         _echo_json(result.model_dump())
@@ -179,10 +176,10 @@ def ask_cmd(
     events = assistant.stream_ask(
         question,
         top_k=top_k,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         filters=_filters(doc, source, since, until),
         answerer=answerer,
-    )  # type: ignore[arg-type]
+    )
     from rag.display import print_answer_stream
 
     answer = print_answer_stream(events, live=not as_json and sys.stdout.isatty(), show=not as_json)

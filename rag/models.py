@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,8 +80,42 @@ class Filters(BaseModel):
         return not (self.doc_ids or self.sources or self.date_from or self.date_to)
 
 
+class SearchQuery(BaseModel):
+    """What to retrieve: the one request object of `Assistant.search`, the CLI and HTTP.
+
+    Unset options (None) take their defaults from `Settings` when the assistant resolves them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(
+        description="1 to max_question_chars (default 2,000) characters after trimming.",
+        examples=["Who chairs the Arab Parliament?"],
+    )
+    top_k: int | None = Field(None, ge=1, le=50, description="Passages to return (default 5).")
+    mode: Mode | None = Field(None, description="Retrieval mode (default hybrid).")
+    filters: Filters | None = None
+
+    @classmethod
+    def of(cls, query: SearchQuery | str, **options: Any) -> Self:
+        """`query` as this type: a bare question string plus options, or a query (copied
+        with the given non-None options replacing its own)."""
+        unknown = set(options) - set(cls.model_fields)
+        if unknown:
+            raise TypeError(f"unknown {cls.__name__} option(s): {', '.join(sorted(unknown))}")
+        data = {"question": query} if isinstance(query, str) else query.model_dump()
+        data.update(options)
+        return cls(**{k: v for k, v in data.items() if k in cls.model_fields and v is not None})
+
+
+class Query(SearchQuery):
+    """A question to answer: what to retrieve plus who writes the answer."""
+
+    answerer: AnswererName | None = Field(None, description="Who writes the answer.")
+
+
 class Passage(BaseModel):
-    """A retrieved span of one document (one chunk, or overlapping chunks merged)."""
+    """A retrieved span of one document: one chunk, less any text a better passage returned."""
 
     doc_id: str
     title: str
@@ -92,7 +126,7 @@ class Passage(BaseModel):
     text: str
     score: float
     rank: int
-    chunk_ids: list[str]
+    chunk_id: str
     dense_score: float | None = None
     bm25_score: float | None = None
 
@@ -148,6 +182,13 @@ class AnswerDraft:
     fallback: bool = False
     fallback_reason: str | None = None
     dropped_citations: int = 0
+
+    def to_answer(
+        self, question: str, passages: list[Passage], mode: Mode, timings: dict[str, float]
+    ) -> Answer:
+        """The user-facing Answer: this draft plus what the assistant knows about the request."""
+        fields = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        return Answer(question=question, passages=passages, mode=mode, timings=timings, **fields)
 
 
 class BuildReport(BaseModel):

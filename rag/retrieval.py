@@ -198,7 +198,7 @@ def retrieve(
     weights: tuple[float, float] = (1.0, 1.0),
     mmr_lambda: float | None = None,
 ) -> list[Passage]:
-    """The top_k passages for a query; overlapping chunks of one article are merged."""
+    """The top_k passages for a query; text shared by overlapping chunks is returned once."""
     mask = filter_mask(snap, filters)
     depth = max(50, 4 * top_k)
     dense = dense_ranking(snap, qvec, depth, mask) if mode != "bm25" and qvec is not None else []
@@ -258,7 +258,7 @@ def merge_passages(
                 text=doc.text[start:end],
                 score=round(float(score), 6),
                 rank=rank,
-                chunk_ids=[c.id],
+                chunk_id=c.id,
                 dense_score=_round(dense_scores.get(row)),
                 bm25_score=_round(bm25_scores.get(row)),
             )

@@ -26,7 +26,8 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import Query as QueryParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -37,7 +38,7 @@ from starlette.middleware.cors import CORSMiddleware
 from rag import store
 from rag.assistant import Assistant, StreamEvent
 from rag.errors import CorpusError, IndexError_, QuestionError, RagError
-from rag.models import Answer, Passage, SearchResult
+from rag.models import Answer, Passage, Query, SearchResult
 from rag.settings import Settings
 from server.batching import EmbeddingBatcher
 from server.metrics import CONTENT_TYPE, Metrics
@@ -348,18 +349,14 @@ async def ask(body: AskRequest, request: Request, rt: RuntimeDep) -> Any:
     t0 = time.perf_counter()
     vector = await rt.batcher.embed(question)
     embed_ms = (time.perf_counter() - t0) * 1000
-    options: dict[str, Any] = {
-        "top_k": body.top_k,
-        "mode": body.mode,
-        "filters": body.filters,
-        "answerer": body.answerer,
-        "query_vector": vector,
-    }
+    query = body.query()
     if stream:
         return await _stream_answer(
-            rt, assistant, question, options, embed_ms, request_id_of(request.scope), uses_llm
+            rt, assistant, query, vector, embed_ms, request_id_of(request.scope), uses_llm
         )
-    answer = await rt.compute(lambda: assistant.ask(question, **options), blocking_io=uses_llm)
+    answer = await rt.compute(
+        lambda: assistant.ask(query, query_vector=vector), blocking_io=uses_llm
+    )
     answer.timings = _with_embedding(answer.timings, embed_ms)
     return answer
 
@@ -379,11 +376,7 @@ async def search(body: SearchRequest, rt: RuntimeDep) -> Any:
     t0 = time.perf_counter()
     vector = await rt.batcher.embed(question) if mode != "bm25" else None
     embed_ms = (time.perf_counter() - t0) * 1000
-    result = await rt.compute(
-        lambda: assistant.search(
-            question, top_k=body.top_k, mode=mode, filters=body.filters, query_vector=vector
-        )
-    )
+    result = await rt.compute(lambda: assistant.search(body, mode=mode, query_vector=vector))
     if vector is not None:
         result.timings = _with_embedding(result.timings, embed_ms)
     return result
@@ -406,14 +399,14 @@ def _llm_available() -> bool:
 async def _stream_answer(
     rt: Runtime,
     assistant: Assistant,
-    question: str,
-    options: dict[str, Any],
+    query: Query,
+    vector: Any,
     embed_ms: float,
     request_id: str,
     uses_llm: bool,
 ) -> StreamingResponse:
     """SSE: the first step runs before the response starts, so early errors keep their status."""
-    events: Iterator[StreamEvent] = assistant.stream_ask(question, **options)
+    events: Iterator[StreamEvent] = assistant.stream_ask(query, query_vector=vector)
     first = await rt.compute(next, events)
 
     async def body() -> AsyncIterator[str]:
@@ -466,8 +459,8 @@ def _sse(event: str, data: dict[str, Any]) -> str:
 )
 async def list_documents(
     rt: RuntimeDep,
-    offset: Annotated[int, Query(ge=0, description="Documents to skip.")] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 50,
+    offset: Annotated[int, QueryParam(ge=0, description="Documents to skip.")] = 0,
+    limit: Annotated[int, QueryParam(ge=1, le=1000, description="Page size.")] = 50,
 ) -> DocumentPage:
     docs = rt.ready().documents()
     items = [DocumentInfo.of(d) for d in docs[offset : offset + limit]]

@@ -11,36 +11,34 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from rag.models import AnswererName, BuildReport, Document, Filters, Mode
+from rag.models import BuildReport, Document, Query, SearchQuery
 
 
-class SearchRequest(BaseModel):
-    """Rank passages for a question. Unknown fields are rejected, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+class _HttpQuestion(BaseModel):
+    """HTTP's rule for the question: blank is a 422 naming the field. (The length limit is a
+    setting, so it is checked per app by `Assistant.check_question`.)"""
 
     question: str = Field(
         min_length=1,
         description="1 to max_question_chars (default 2,000) characters after trimming.",
         examples=["Who chairs the Arab Parliament?"],
     )
-    top_k: int | None = Field(None, ge=1, le=50, description="Passages to return (default 5).")
-    mode: Mode | None = Field(None, description="Retrieval mode (default hybrid).")
-    filters: Filters | None = None
 
     @field_validator("question")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        # The length limit is a setting, so it is checked per app (Assistant.check_question);
-        # blankness is universal and belongs with the other field rules.
         if not value.strip():
             raise ValueError("question is empty after trimming whitespace")
         return value
 
 
-class AskRequest(SearchRequest):
+class SearchRequest(_HttpQuestion, SearchQuery):
+    """Rank passages for a question. Unknown fields are rejected, not silently ignored."""
+
+
+class AskRequest(_HttpQuestion, Query):
     """Answer a question, citing exact spans of the articles."""
 
     stream: bool | None = Field(
@@ -48,7 +46,10 @@ class AskRequest(SearchRequest):
         description="Answer as Server-Sent Events (passages, delta…, done). Unset: follow the "
         "Accept header (text/event-stream streams).",
     )
-    answerer: AnswererName | None = Field(None, description="Who writes the answer.")
+
+    def query(self) -> Query:
+        """The request as the assistant's `Query` (without the HTTP-only `stream`)."""
+        return Query.of(self)
 
 
 class FieldError(BaseModel):
