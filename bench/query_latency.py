@@ -34,7 +34,9 @@ from bench.index_build import machine  # noqa: E402
 from rag import store  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
-from rag.indexing import build_bm25, build_dense, build_index, dense_kind  # noqa: E402
+from rag.engines import build_dense, build_lexical  # noqa: E402
+from rag.indexing import build_index, dense_kind  # noqa: E402
+from rag.lexical import tokenize  # noqa: E402
 from rag.models import Chunk, Document  # noqa: E402
 from rag.retrieval import Snapshot, retrieve  # noqa: E402
 from rag.settings import Settings  # noqa: E402
@@ -120,8 +122,10 @@ def scale_part(embedder: Embedder, base_index: Path, target: int, work: Path) ->
     settings = Settings(index_dir=work / "big-index")
     kind = dense_kind(settings, len(data.chunks))
     t0 = time.perf_counter()
-    dense, bm25 = build_dense(data.chunk_vectors, kind), build_bm25(data.chunks)
-    store.write_version(settings.index_dir, data, dense, bm25)
+    data.manifest["dense_index"] = kind
+    dense = build_dense(data.chunk_vectors, kind)
+    lexical = build_lexical([tokenize(c.text) for c in data.chunks])
+    store.write_version(settings.index_dir, data, dense, lexical)
     build_s = time.perf_counter() - t0
     snap = Snapshot.load(settings.index_dir)
     questions = [json.loads(x)["question"] for x in (ROOT / "eval/qa.jsonl").open()]

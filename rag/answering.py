@@ -119,14 +119,6 @@ def lexical_coverage(snap: Snapshot, question_terms: list[str], terms: Sequence[
     return sum(snap.term_idf(t) for t in present) / total if total else 0.0
 
 
-def sentence_terms(snap: Snapshot, row: int, text: str) -> tuple[str, ...]:
-    """A sentence's lexical terms, tokenised once per snapshot rather than once per question."""
-    terms = snap.sentence_terms.get(row)
-    if terms is None:
-        terms = snap.sentence_terms[row] = tuple(tokenize(text))
-    return terms
-
-
 def score_sentences(
     snap: Snapshot, question: str, qvec: np.ndarray | None, passages: list[Passage]
 ) -> list[ScoredSentence]:
@@ -159,7 +151,7 @@ def score_sentences(
         doc = snap.docs[sent.doc_ids[r]]
         s, e = int(sent.starts[r]), int(sent.ends[r])
         text = doc.text[s:e]
-        s_terms = sentence_terms(snap, r, text)
+        s_terms = snap.sentence_terms(r)
         lex = lexical_coverage(snap, terms, s_terms)
         score = sem + LEXICAL_WEIGHT * lex
         if not answer_type_found(wanted, text):

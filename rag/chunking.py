@@ -21,7 +21,7 @@ from rag.models import Chunk, Document
 from rag.sentences import split_sentences
 from rag.tokens import TokenCounter, count_cl100k
 
-__all__ = ["ChunkerConfig", "chunk_document", "chunk_documents"]
+__all__ = ["ChunkerConfig", "chunk_document", "chunk_documents", "chunk_with_sentences"]
 
 # Below this many content tokens per chunk, chunks would be fragments of words; and one
 # character can need up to 3 tokens (a Hangul syllable), so tiny limits could not be honoured.
@@ -50,6 +50,10 @@ class _Unit:
     end: int
     paragraph: int
     ntok: int  # real token count of text[start:end] without special tokens
+    sentence: int  # index of the sentence it is (part of)
+
+
+SentenceSpans = list[tuple[int, int]]  # absolute (start, end) of a chunk's sentences
 
 
 def chunk_document(doc: Document, counter: TokenCounter, config: ChunkerConfig) -> list[Chunk]:
@@ -58,6 +62,15 @@ def chunk_document(doc: Document, counter: TokenCounter, config: ChunkerConfig) 
     The effective limit is `min(config.max_tokens, counter.max_length)`: a larger request would
     only be truncated by the model.
     """
+    return chunk_with_sentences(doc, counter, config)[0]
+
+
+def chunk_with_sentences(
+    doc: Document, counter: TokenCounter, config: ChunkerConfig
+) -> tuple[list[Chunk], list[SentenceSpans]]:
+    """`chunk_document`'s chunks, and for each chunk the sentences (or, for a sentence longer
+    than a chunk, the part of it inside the chunk) that no earlier chunk already holds — the
+    spans that get their own vectors. Sentences are split once, here."""
     limit = min(config.max_tokens, counter.max_length)
     special = counter.special_tokens
     if limit - special < _MIN_CONTENT_TOKENS:
@@ -68,11 +81,11 @@ def chunk_document(doc: Document, counter: TokenCounter, config: ChunkerConfig) 
     text = doc.text
     units = _units(text, counter, limit)
     if not units:
-        return []
+        return [], []
     spans, n_tokens = _pack_verified(text, units, counter, limit, config.overlap)
     texts = [text[units[f].start : units[last].end] for f, last in spans]
     n_tiktoken = count_cl100k(texts)
-    return [
+    chunks = [
         Chunk(
             id=f"{doc.id}#{ordinal}",
             doc_id=doc.id,
@@ -87,6 +100,22 @@ def chunk_document(doc: Document, counter: TokenCounter, config: ChunkerConfig) 
             zip(spans, texts, n_tokens, n_tiktoken, strict=True)
         )
     ]
+    return chunks, _new_sentences(units, spans)
+
+
+def _new_sentences(units: list[_Unit], spans: list[tuple[int, int]]) -> list[SentenceSpans]:
+    """Per chunk, the union of each sentence's units inside it, minus spans already seen."""
+    seen: set[tuple[int, int]] = set()
+    out: list[SentenceSpans] = []
+    for first, last in spans:
+        merged: dict[int, tuple[int, int]] = {}
+        for u in units[first : last + 1]:
+            s, e = merged.get(u.sentence, (u.start, u.end))
+            merged[u.sentence] = (min(s, u.start), max(e, u.end))
+        fresh = [span for span in merged.values() if span not in seen]
+        seen.update(fresh)
+        out.append(fresh)
+    return out
 
 
 def chunk_documents(
@@ -111,12 +140,12 @@ def _units(text: str, counter: TokenCounter, limit: int) -> list[_Unit]:
     special = counter.special_tokens
     counts = counter.count_batch([text[s.start : s.end] for s in sentences])
     units: list[_Unit] = []
-    for s, count in zip(sentences, counts, strict=True):
+    for i, (s, count) in enumerate(zip(sentences, counts, strict=True)):
         if count <= limit:
-            units.append(_Unit(s.start, s.end, s.paragraph, count - special))
+            units.append(_Unit(s.start, s.end, s.paragraph, count - special, i))
         else:
             units.extend(
-                _Unit(start, end, s.paragraph, ntok)
+                _Unit(start, end, s.paragraph, ntok, i)
                 for start, end, ntok in _split_span(text, s.start, s.end, counter, limit)
             )
     return units

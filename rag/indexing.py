@@ -12,11 +12,13 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag import store
+from rag.engines import build_dense, build_lexical
 from rag.errors import IndexError_
 from rag.lexical import LEXICAL_VERSION, tokenize
 from rag.loading import load_documents
@@ -24,10 +26,12 @@ from rag.models import BuildReport, Chunk, Document
 from rag.settings import Settings
 from rag.store import IndexData, SentenceTable
 
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+
 logger = logging.getLogger(__name__)
 
 CHUNKER_VERSION = 2  # 2: sentence splitting of text without capitals
-HNSW_M = 32
 
 
 def settings_fingerprint(settings: Settings) -> dict[str, Any]:
@@ -45,32 +49,6 @@ def dense_kind(settings: Settings, n_chunks: int) -> str:
     if settings.index_type != "auto":
         return settings.index_type
     return "hnsw" if n_chunks > settings.hnsw_threshold else "flat"
-
-
-def build_dense(vectors: np.ndarray, kind: str) -> Any:
-    """Inner product over normalised vectors = cosine similarity."""
-    import faiss
-
-    dim = vectors.shape[1]
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
-    else:
-        index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
-def build_bm25(chunks: Sequence[Chunk]) -> Any:
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    bm25 = bm25s.BM25()
-    # bm25s needs a non-empty vocabulary and rows; a chunk of stopwords gets a placeholder term
-    bm25.index([tokenize(c.text) or ["\x00"] for c in chunks], show_progress=False)
-    return bm25
 
 
 def _load_previous(settings: Settings) -> tuple[IndexData | None, str]:
@@ -92,225 +70,268 @@ def _live_manifest(settings: Settings) -> dict[str, Any] | None:
         return None
 
 
-def _doc_rows(ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """Row range of each document in a table sorted by document id."""
-    ranges: dict[str, tuple[int, int]] = {}
-    for i, doc_id in enumerate(ids):
-        lo, _ = ranges.get(doc_id, (i, i))
-        ranges[doc_id] = (lo, i + 1)
-    return ranges
+@dataclass(frozen=True, slots=True)
+class BuildPlan:
+    """What a build must do: the documents to (re-)embed and what to keep from the last one."""
+
+    docs: list[Document]  # every current document, in id order
+    previous: IndexData | None  # None: embed everything
+    reason: str
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+
+    @property
+    def full(self) -> bool:
+        return self.previous is None
+
+    @property
+    def todo(self) -> list[Document]:
+        stale = set(self.added) | set(self.changed)
+        return [d for d in self.docs if self.full or d.id in stale]
 
 
-def chunk_sentence_spans(doc: Document, chunks: Sequence[Chunk]) -> list[list[tuple[int, int]]]:
-    """For each chunk, its sentences (absolute offsets) not already in an earlier chunk."""
-    from rag.sentences import split_sentences
+@dataclass(frozen=True, slots=True)
+class EmbeddedDoc:
+    """A freshly chunked and embedded document (sentence spans absolute)."""
 
-    sentences = split_sentences(doc.text)
-    seen: set[tuple[int, int]] = set()
-    out: list[list[tuple[int, int]]] = []
-    j = 0
-    for c in chunks:
-        while j < len(sentences) and sentences[j].end <= c.start:
-            j += 1
-        spans: list[tuple[int, int]] = []
-        k = j
-        while k < len(sentences) and sentences[k].start < c.end:
-            s, e = max(sentences[k].start, c.start), min(sentences[k].end, c.end)
-            piece = doc.text[s:e]
-            s += len(piece) - len(piece.lstrip())
-            e -= len(piece) - len(piece.rstrip())
-            if e > s and (s, e) not in seen:
-                seen.add((s, e))
-                spans.append((s, e))
-            k += 1
-        out.append(spans)
-    return out
+    chunks: list[Chunk]
+    vectors: np.ndarray  # (n_chunks, dim) float32
+    sentence_spans: list[list[tuple[int, int]]]  # per chunk
+    sentence_vectors: list[np.ndarray]  # per chunk: (n_spans, dim)
 
 
 def build_index(
     settings: Settings,
     *,
     rebuild: bool = False,
-    embedder: Any | None = None,
+    embedder: Embedder | None = None,
     progress: bool | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> BuildReport:
-    """Bring the index in `settings.index_dir` up to date with `settings.seeds_dir`."""
-    t0 = time.perf_counter()
-    docs, warnings = load_documents(settings.seeds_dir)
-    with store.build_lock(settings.index_dir, settings.lock_timeout):
-        fingerprint = settings_fingerprint(settings)
-        if not rebuild and (manifest := _live_manifest(settings)) is not None:
-            n_chunks = int(manifest.get("counts", {}).get("chunks", 0))
-            if (
-                manifest.get("settings") == fingerprint
-                and manifest.get("documents") == {d.id: d.sha256 for d in docs}
-                and manifest.get("dense_index") == dense_kind(settings, n_chunks)
-            ):
-                # decided from the manifest alone: no tables or vectors are read
-                return BuildReport(
-                    version=store.current_version(settings.index_dir),
-                    full_rebuild=False,
-                    reason="up to date",
-                    unchanged=len(docs),
-                    documents=len(docs),
-                    chunks=n_chunks,
-                    warnings=[str(w) for w in warnings],
-                    seconds=time.perf_counter() - t0,
-                )
-        previous, why_full = (None, "rebuild requested") if rebuild else _load_previous(settings)
-        if previous is not None and previous.manifest.get("settings") != fingerprint:
-            why_full = "model or chunker settings changed"
-            previous = None
-        full = previous is None
-        prev_docs = {d.id: d for d in previous.documents} if previous else {}
-        added = [d.id for d in docs if d.id not in prev_docs]
-        changed = [d.id for d in docs if d.id in prev_docs and prev_docs[d.id].sha256 != d.sha256]
-        removed = sorted(set(prev_docs) - {d.id for d in docs})
-        stale = set(added) | set(changed)
-        report = BuildReport(
-            version=store.current_version(settings.index_dir),
-            full_rebuild=full,
-            reason=why_full if full else "incremental",
-            added=[] if full else added,
-            changed=changed,
-            removed=removed,
-            unchanged=len(docs) - len(stale),
-            documents=len(docs),
-            warnings=[str(w) for w in warnings],
-        )
-        if full:
-            report.added = [d.id for d in docs]
-            report.unchanged = 0
+    """Bring the index in `settings.index_dir` up to date with `settings.seeds_dir`.
 
-        if embedder is None and (full or stale):
+    diff (plan) → embed the new and changed documents → splice them with the unchanged ones'
+    stored chunks and vectors → write a new version and switch to it.
+    """
+    t0 = time.perf_counter()
+    docs, load_warnings = load_documents(settings.seeds_dir)
+    warnings = [str(w) for w in load_warnings]
+    with store.build_lock(settings.index_dir, settings.lock_timeout):
+        if not rebuild and (report := _up_to_date(settings, docs)) is not None:
+            report.warnings = warnings
+            report.seconds = time.perf_counter() - t0
+            return report
+        plan = plan_build(settings, docs, rebuild)
+        todo = plan.todo
+        if embedder is None and todo:
             from rag.embedding import Embedder
 
             embedder = Embedder.load(settings)
-        data, embedded = _assemble(settings, docs, previous, stale, embedder, progress, on_progress)
-        kind = dense_kind(settings, len(data.chunks))
-        data.manifest = {
-            "format_version": store.FORMAT_VERSION,
-            "settings": fingerprint,
-            "model": {
-                "name": settings.model,
-                "dim": int(data.chunk_vectors.shape[1]),
-                "max_seq_length": embedder.max_length
-                if embedder
-                else previous.manifest["model"]["max_seq_length"],  # type: ignore[union-attr]
-            },
-            "chunker": {
-                "max_tokens": settings.chunk_tokens,
-                "overlap_sentences": settings.chunk_overlap,
-                "version": CHUNKER_VERSION,
-            },
-            "dense_index": kind,
-            "documents": {d.id: d.sha256 for d in data.documents},
-            "counts": {
-                "documents": len(data.documents),
-                "chunks": len(data.chunks),
-                "sentences": len(data.sentences.doc_ids),
-            },
-            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-        dense = build_dense(data.chunk_vectors, kind)
-        bm25 = build_bm25(data.chunks)
-        report.version = store.write_version(settings.index_dir, data, dense, bm25)
+        fresh = embed_documents(settings, todo, embedder, progress, on_progress)
+        dim = embedder.dim if embedder else plan.previous.chunk_vectors.shape[1]  # type: ignore[union-attr]
+        data = splice(plan.docs, plan.previous, fresh, dim)
+        max_len = (
+            embedder.max_length if embedder else plan.previous.manifest["model"]["max_seq_length"]
+        )  # type: ignore[union-attr]
+        data.manifest = make_manifest(settings, data, max_len)
+        dense = build_dense(data.chunk_vectors, data.manifest["dense_index"])
+        lexical = build_lexical([tokenize(c.text) for c in data.chunks])
+        version = store.write_version(settings.index_dir, data, dense, lexical)
         store.remove_stale(settings.index_dir, settings.keep_versions)
-    report.chunks = len(data.chunks)
-    report.chunks_embedded = embedded
-    report.seconds = time.perf_counter() - t0
+    report = BuildReport(
+        version=version,
+        full_rebuild=plan.full,
+        reason=plan.reason,
+        added=[d.id for d in docs] if plan.full else plan.added,
+        changed=plan.changed,
+        removed=plan.removed,
+        unchanged=len(docs) - len(todo),
+        documents=len(docs),
+        chunks=len(data.chunks),
+        chunks_embedded=sum(len(e.chunks) for e in fresh.values()),
+        warnings=warnings,
+        seconds=time.perf_counter() - t0,
+    )
     logger.info("index %s: %s", report.version, report.reason)
     return report
 
 
-def _assemble(
+def _up_to_date(settings: Settings, docs: Sequence[Document]) -> BuildReport | None:
+    """A report when the live version already matches, decided from its manifest alone (no
+    tables or vectors are read, torch is not imported); None when a build is needed."""
+    manifest = _live_manifest(settings)
+    if manifest is None:
+        return None
+    n_chunks = int(manifest.get("counts", {}).get("chunks", 0))
+    if (
+        manifest.get("settings") != settings_fingerprint(settings)
+        or manifest.get("documents") != {d.id: d.sha256 for d in docs}
+        or manifest.get("dense_index") != dense_kind(settings, n_chunks)
+    ):
+        return None
+    return BuildReport(
+        version=store.current_version(settings.index_dir),
+        full_rebuild=False,
+        reason="up to date",
+        unchanged=len(docs),
+        documents=len(docs),
+        chunks=n_chunks,
+    )
+
+
+def plan_build(settings: Settings, docs: list[Document], rebuild: bool) -> BuildPlan:
+    """Compare the articles with the live version: what was added, changed and removed."""
+    previous, reason = (None, "rebuild requested") if rebuild else _load_previous(settings)
+    if previous is not None and previous.manifest.get("settings") != settings_fingerprint(settings):
+        previous, reason = None, "model or chunker settings changed"
+    before = {d.id: d.sha256 for d in previous.documents} if previous else {}
+    return BuildPlan(
+        docs=docs,
+        previous=previous,
+        reason=reason if previous is None else "incremental",
+        added=[] if previous is None else [d.id for d in docs if d.id not in before],
+        changed=[d.id for d in docs if d.id in before and before[d.id] != d.sha256],
+        removed=sorted(set(before) - {d.id for d in docs}),
+    )
+
+
+def embed_documents(
     settings: Settings,
     docs: Sequence[Document],
-    previous: IndexData | None,
-    stale: set[str],
-    embedder: Any,
-    progress: bool | None,
-    on_progress: Callable[[int], None] | None,
-) -> tuple[IndexData, int]:
-    """New chunks and vectors for stale documents, stored ones for the rest, in id order."""
-    from rag.chunking import ChunkerConfig, chunk_document
+    embedder: Embedder | None,
+    progress: bool | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, EmbeddedDoc]:
+    """Chunk the documents and embed all their chunks in one batched pass."""
+    from rag.chunking import ChunkerConfig, chunk_with_sentences
 
-    dim = previous.chunk_vectors.shape[1] if previous is not None else embedder.dim
+    if not docs:
+        return {}
+    assert embedder is not None
     config = ChunkerConfig(max_tokens=settings.chunk_tokens, overlap=settings.chunk_overlap)
-    todo = [d for d in docs if previous is None or d.id in stale]
-    new_chunks: dict[str, list[Chunk]] = {}
-    new_spans: dict[str, list[list[tuple[int, int]]]] = {}
-    for d in todo:
-        new_chunks[d.id] = chunk_document(d, embedder.counter, config)
-        new_spans[d.id] = chunk_sentence_spans(d, new_chunks[d.id])
-    flat_chunks = [c for d in todo for c in new_chunks[d.id]]
-    flat_spans = [
-        [(s - c.start, e - c.start) for s, e in spans]
-        for d in todo
-        for c, spans in zip(new_chunks[d.id], new_spans[d.id], strict=True)
+    chunked = {d.id: chunk_with_sentences(d, embedder.counter, config) for d in docs}
+    flat = [
+        (c, spans)
+        for chunks, spans_list in chunked.values()
+        for c, spans in zip(chunks, spans_list, strict=True)
     ]
-    encoded = (
-        embedder.encode_chunks(
-            [c.text for c in flat_chunks], flat_spans, settings.batch_size, progress, on_progress
-        )
-        if flat_chunks
-        else None
+    encoded = embedder.encode_chunks(
+        [c.text for c, _ in flat],
+        [[(s - c.start, e - c.start) for s, e in spans] for c, spans in flat],
+        settings.batch_size,
+        progress,
+        on_progress,
     )
-    fresh: dict[str, tuple[list[Chunk], np.ndarray, list[np.ndarray]]] = {}
+    out: dict[str, EmbeddedDoc] = {}
     pos = 0
-    for d in todo:
-        n = len(new_chunks[d.id])
-        vecs = encoded.vectors[pos : pos + n] if encoded else np.zeros((0, dim), np.float32)
-        svecs = encoded.sentence_vectors[pos : pos + n] if encoded else []
-        fresh[d.id] = (new_chunks[d.id], vecs, svecs)
+    for doc_id, (chunks, spans_list) in chunked.items():
+        n = len(chunks)
+        out[doc_id] = EmbeddedDoc(
+            chunks,
+            encoded.vectors[pos : pos + n],
+            spans_list,
+            encoded.sentence_vectors[pos : pos + n],
+        )
         pos += n
+    return out
 
-    old_chunk_rows = _doc_rows([c.doc_id for c in previous.chunks]) if previous else {}
-    old_sent_rows = _doc_rows(previous.sentences.doc_ids) if previous else {}
-    chunks: list[Chunk] = []
-    vec_parts: list[np.ndarray] = []
-    s_doc: list[str] = []
-    s_start: list[np.ndarray] = []
-    s_end: list[np.ndarray] = []
-    s_chunk: list[np.ndarray] = []
-    s_vecs: list[np.ndarray] = []
+
+class _Tables:
+    """Chunk rows, vectors and sentence rows being assembled for a new version."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Chunk] = []
+        self.vectors: list[np.ndarray] = []
+        self.s_doc: list[str] = []
+        self.s_start: list[np.ndarray] = []
+        self.s_end: list[np.ndarray] = []
+        self.s_chunk: list[np.ndarray] = []
+        self.s_vecs: list[np.ndarray] = []
+
+    def add_fresh(self, doc_id: str, e: EmbeddedDoc) -> None:
+        base = len(self.chunks)
+        self.chunks.extend(e.chunks)
+        self.vectors.append(e.vectors)
+        for i, spans in enumerate(e.sentence_spans):
+            self.s_doc.extend([doc_id] * len(spans))
+            self.s_start.append(np.array([s for s, _ in spans], np.int64))
+            self.s_end.append(np.array([x for _, x in spans], np.int64))
+            self.s_chunk.append(np.full(len(spans), base + i, np.int64))
+            self.s_vecs.append(e.sentence_vectors[i].astype(np.float16))
+
+    def add_stored(
+        self, prev: IndexData, rows: tuple[int, int], sent_rows: tuple[int, int]
+    ) -> None:
+        base = len(self.chunks)
+        lo, hi = rows
+        slo, shi = sent_rows
+        sent = prev.sentences
+        self.chunks.extend(prev.chunks[lo:hi])
+        self.vectors.append(prev.chunk_vectors[lo:hi])
+        self.s_doc.extend(sent.doc_ids[slo:shi])
+        self.s_start.append(sent.starts[slo:shi])
+        self.s_end.append(sent.ends[slo:shi])
+        self.s_chunk.append(sent.chunk_rows[slo:shi] - lo + base)
+        self.s_vecs.append(sent.vectors[slo:shi])
+
+    def data(self, docs: list[Document], dim: int) -> IndexData:
+        def cat(parts: list[np.ndarray], dtype: Any, width: int | None = None) -> np.ndarray:
+            if parts:
+                return np.concatenate(parts).astype(dtype, copy=False)
+            return np.zeros((0, width) if width else (0,), dtype)
+
+        sentences = SentenceTable(
+            doc_ids=self.s_doc,
+            starts=cat(self.s_start, np.int64),
+            ends=cat(self.s_end, np.int64),
+            chunk_rows=cat(self.s_chunk, np.int64),
+            vectors=cat(self.s_vecs, np.float16, dim),
+        )
+        return IndexData({}, docs, self.chunks, cat(self.vectors, np.float32, dim), sentences)
+
+
+def splice(
+    docs: list[Document],
+    previous: IndexData | None,
+    fresh: dict[str, EmbeddedDoc],
+    dim: int,
+) -> IndexData:
+    """The new version's tables in document-id order: fresh documents from `fresh`, the rest
+    copied from `previous` (their stored chunks, vectors and sentence vectors)."""
+    old_rows = store.row_ranges([c.doc_id for c in previous.chunks]) if previous else {}
+    old_sent = store.row_ranges(previous.sentences.doc_ids) if previous else {}
+    tables = _Tables()
     for d in docs:
-        base = len(chunks)
         if d.id in fresh:
-            doc_chunks, vecs, svecs = fresh[d.id]
-            chunks.extend(doc_chunks)
-            vec_parts.append(vecs)
-            for i, spans in enumerate(new_spans[d.id]):
-                s_doc.extend([d.id] * len(spans))
-                s_start.append(np.array([s for s, _ in spans], np.int64))
-                s_end.append(np.array([e for _, e in spans], np.int64))
-                s_chunk.append(np.full(len(spans), base + i, np.int64))
-                s_vecs.append(svecs[i].astype(np.float16))
+            tables.add_fresh(d.id, fresh[d.id])
         else:
             assert previous is not None
-            lo, hi = old_chunk_rows.get(d.id, (0, 0))
-            chunks.extend(previous.chunks[lo:hi])
-            vec_parts.append(previous.chunk_vectors[lo:hi])
-            slo, shi = old_sent_rows.get(d.id, (0, 0))
-            sent = previous.sentences
-            s_doc.extend(sent.doc_ids[slo:shi])
-            s_start.append(sent.starts[slo:shi])
-            s_end.append(sent.ends[slo:shi])
-            s_chunk.append(sent.chunk_rows[slo:shi] - lo + base)
-            s_vecs.append(sent.vectors[slo:shi])
+            tables.add_stored(previous, old_rows.get(d.id, (0, 0)), old_sent.get(d.id, (0, 0)))
+    return tables.data(docs, dim)
 
-    def cat(parts: list[np.ndarray], dtype: Any, width: int | None = None) -> np.ndarray:
-        if parts:
-            return np.concatenate(parts).astype(dtype, copy=False)
-        return np.zeros((0, width) if width else (0,), dtype)
 
-    sentences = SentenceTable(
-        doc_ids=s_doc,
-        starts=cat(s_start, np.int64),
-        ends=cat(s_end, np.int64),
-        chunk_rows=cat(s_chunk, np.int64),
-        vectors=cat(s_vecs, np.float16, dim),
-    )
-    data = IndexData({}, list(docs), chunks, cat(vec_parts, np.float32, dim), sentences)
-    return data, len(flat_chunks)
+def make_manifest(settings: Settings, data: IndexData, max_seq_length: int) -> dict[str, Any]:
+    """What a version records about itself; `settings` and `documents` decide later builds."""
+    return {
+        "format_version": store.FORMAT_VERSION,
+        "settings": settings_fingerprint(settings),
+        "model": {
+            "name": settings.model,
+            "dim": int(data.chunk_vectors.shape[1]),
+            "max_seq_length": int(max_seq_length),
+        },
+        "chunker": {
+            "max_tokens": settings.chunk_tokens,
+            "overlap_sentences": settings.chunk_overlap,
+            "version": CHUNKER_VERSION,
+        },
+        "dense_index": dense_kind(settings, len(data.chunks)),
+        "documents": {d.id: d.sha256 for d in data.documents},
+        "counts": {
+            "documents": len(data.documents),
+            "chunks": len(data.chunks),
+            "sentences": len(data.sentences.doc_ids),
+        },
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }

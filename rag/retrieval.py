@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rag import store
+from rag.engines import DenseIndex, LexicalIndex, RowFilter
 from rag.lexical import tokenize
 from rag.models import Chunk, Document, Filters, Mode, Passage
 from rag.store import IndexData
@@ -23,18 +25,23 @@ from rag.store import IndexData
 MIN_PASSAGE_CHARS = 20  # a leftover shorter than this is not worth a passage of its own
 
 
-@dataclass(slots=True)
+SENTENCE_TERMS_CACHED = 65_536  # sentences whose terms a snapshot keeps (LRU, ~10 MB)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
+    """One index version, loaded whole; never changed after `load` (the term cache aside,
+    which is bounded and holds only values derivable from the version itself)."""
+
     version: str
-    path: Path
     data: IndexData
-    dense: Any  # faiss.Index
-    bm25: Any  # bm25s.BM25
+    dense: DenseIndex
+    lexical: LexicalIndex
     docs: dict[str, Document]
     doc_chunks: dict[str, tuple[int, int]]  # chunk row range per document
     doc_sentences: dict[str, tuple[int, int]]  # sentence row range per document
     idf: dict[str, float]  # BM25 idf of each stemmed term, for lexical evidence in answers
-    sentence_terms: dict[int, tuple[str, ...]] = field(default_factory=dict)  # lazy cache
+    sentence_terms: Callable[[int], tuple[str, ...]]  # row -> stemmed terms, LRU-bounded
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -48,17 +55,23 @@ class Snapshot:
     def load(cls, index_dir: Path) -> Snapshot:
         version, path = store.version_path(index_dir)
         data = store.read_data(path)
-        dense, bm25 = store.read_search_structures(path)
+        dense, lexical = store.read_engines(path, data)
+        docs = {d.id: d for d in data.documents}
+        n = len(data.chunks)
+        idf = {
+            term: math.log(1 + (n - df + 0.5) / (df + 0.5))
+            for term, df in lexical.document_frequencies().items()
+        }
         return cls(
             version=version,
-            path=path,
             data=data,
             dense=dense,
-            bm25=bm25,
-            docs={d.id: d for d in data.documents},
-            doc_chunks=_ranges([c.doc_id for c in data.chunks]),
-            doc_sentences=_ranges(data.sentences.doc_ids),
-            idf=_idf(bm25, len(data.chunks)),
+            lexical=lexical,
+            docs=docs,
+            doc_chunks=store.row_ranges([c.doc_id for c in data.chunks]),
+            doc_sentences=store.row_ranges(data.sentences.doc_ids),
+            idf=idf,
+            sentence_terms=_sentence_terms(docs, data.sentences),
         )
 
     def term_idf(self, term: str) -> float:
@@ -69,29 +82,24 @@ class Snapshot:
         return math.log(1 + (len(self.data.chunks) + 0.5) / 0.5)
 
 
-def _ranges(ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-    out: dict[str, tuple[int, int]] = {}
-    for i, key in enumerate(ids):
-        lo = out[key][0] if key in out else i
-        out[key] = (lo, i + 1)
-    return out
+def _sentence_terms(
+    docs: dict[str, Document], sentences: store.SentenceTable
+) -> Callable[[int], tuple[str, ...]]:
+    """A sentence's terms, tokenised once per snapshot rather than once per question."""
 
+    @lru_cache(maxsize=SENTENCE_TERMS_CACHED)
+    def terms(row: int) -> tuple[str, ...]:
+        text = docs[sentences.doc_ids[row]].text
+        return tuple(tokenize(text[int(sentences.starts[row]) : int(sentences.ends[row])]))
 
-def _idf(bm25: Any, n: int) -> dict[str, float]:
-    indptr = np.asarray(bm25.scores["indptr"])
-    df = np.diff(indptr)
-    return {
-        term: math.log(1 + (n - df[i] + 0.5) / (df[i] + 0.5))
-        for term, i in bm25.vocab_dict.items()
-        if i < len(df)
-    }
+    return terms
 
 
 # ---------------------------------------------------------------------------- filters
 
 
-def filter_mask(snap: Snapshot, filters: Filters | None) -> np.ndarray | None:
-    """Boolean mask over chunk rows, or None when nothing is filtered."""
+def row_filter(snap: Snapshot, filters: Filters | None) -> RowFilter | None:
+    """The chunk rows the filters allow, or None when nothing is filtered."""
     if filters is None or filters.is_empty():
         return None
     mask = np.zeros(len(snap.chunks), dtype=bool)
@@ -112,45 +120,22 @@ def filter_mask(snap: Snapshot, filters: Filters | None) -> np.ndarray | None:
             if filters.date_to and day > filters.date_to:
                 continue
         mask[lo:hi] = True
-    return mask
+    return RowFilter(mask, filters)
 
 
 # ---------------------------------------------------------------------------- rankings
 
 
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores, best first, ties broken by row (deterministic)."""
-    k = min(k, len(scores))
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.lexsort((part, -scores[part]))]
-
-
 def dense_ranking(
-    snap: Snapshot, qvec: np.ndarray, k: int, mask: np.ndarray | None
+    snap: Snapshot, qvec: np.ndarray, k: int, rows: RowFilter | None
 ) -> list[tuple[int, float]]:
-    if not len(snap.chunks):
-        return []
-    if mask is None:
-        scores, rows = snap.dense.search(qvec.reshape(1, -1).astype(np.float32), k)
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
-    allowed = np.flatnonzero(mask)
-    scores = snap.data.chunk_vectors[allowed] @ qvec
-    return [(int(allowed[i]), float(scores[i])) for i in _top(scores, k)]
+    return snap.dense.search(qvec, k, rows)
 
 
 def bm25_ranking(
-    snap: Snapshot, query: str, k: int, mask: np.ndarray | None
+    snap: Snapshot, query: str, k: int, rows: RowFilter | None
 ) -> list[tuple[int, float]]:
-    vocab = snap.bm25.vocab_dict
-    terms = [t for t in tokenize(query) if t in vocab]
-    if not terms or not len(snap.chunks):
-        return []
-    scores = np.asarray(snap.bm25.get_scores(terms), dtype=np.float32)
-    if mask is not None:
-        scores = np.where(mask, scores, 0.0)
-    return [(int(i), float(scores[i])) for i in _top(scores, k) if scores[i] > 0]
+    return snap.lexical.search(tokenize(query), k, rows)
 
 
 def fuse(
@@ -199,10 +184,10 @@ def retrieve(
     mmr_lambda: float | None = None,
 ) -> list[Passage]:
     """The top_k passages for a query; text shared by overlapping chunks is returned once."""
-    mask = filter_mask(snap, filters)
+    rows = row_filter(snap, filters)
     depth = max(50, 4 * top_k)
-    dense = dense_ranking(snap, qvec, depth, mask) if mode != "bm25" and qvec is not None else []
-    sparse = bm25_ranking(snap, query, depth, mask) if mode != "dense" else []
+    dense = dense_ranking(snap, qvec, depth, rows) if mode != "bm25" and qvec is not None else []
+    sparse = bm25_ranking(snap, query, depth, rows) if mode != "dense" else []
     if mode == "dense":
         ranked = dense
     elif mode == "bm25":

@@ -23,15 +23,18 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.errors import IndexError_
 from rag.models import Chunk, Document
+
+if TYPE_CHECKING:
+    from rag.engines import DenseIndex, LexicalIndex
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -59,7 +62,15 @@ class IndexData:
     chunks: list[Chunk]
     chunk_vectors: np.ndarray  # (n_chunks, dim) float32, normalised
     sentences: SentenceTable
-    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def row_ranges(ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Row range `[lo, hi)` of each id in a table whose rows are grouped by id."""
+    out: dict[str, tuple[int, int]] = {}
+    for i, key in enumerate(ids):
+        lo, _ = out.get(key, (i, i))
+        out[key] = (lo, i + 1)
+    return out
 
 
 # ---------------------------------------------------------------------------- durable writes
@@ -143,10 +154,10 @@ def new_version_name() -> str:
     return f"v{now:%Y%m%dT%H%M%S}-{now.microsecond:06d}-{os.getpid()}"
 
 
-def write_version(index_dir: Path, data: IndexData, dense_index: Any, bm25: Any) -> str:
+def write_version(
+    index_dir: Path, data: IndexData, dense: DenseIndex, lexical: LexicalIndex
+) -> str:
     """Write a complete version beside the live one and make it live. Returns its name."""
-    import faiss
-
     versions = index_dir / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
     name = new_version_name()
@@ -155,8 +166,8 @@ def write_version(index_dir: Path, data: IndexData, dense_index: Any, bm25: Any)
     _write_tables(tmp / "tables.sqlite", data.documents, data.chunks, data.sentences)
     np.save(tmp / "chunk_vectors.npy", data.chunk_vectors)
     np.save(tmp / "sentence_vectors.npy", data.sentences.vectors)
-    faiss.write_index(dense_index, str(tmp / "dense.faiss"))
-    bm25.save(str(tmp / "bm25"))
+    dense.save(tmp)
+    lexical.save(tmp)
     (tmp / "manifest.json").write_text(json.dumps(data.manifest, indent=2, sort_keys=True))
     fsync_tree(tmp)
     os.rename(tmp, versions / name)
@@ -326,16 +337,14 @@ def read_data(path: Path) -> IndexData:
     return IndexData(manifest, docs, chunks, chunk_vectors, sentences)
 
 
-def read_search_structures(path: Path) -> tuple[Any, Any]:
-    """The FAISS index and the BM25 index of a version."""
-    import bm25s
-    import faiss
+def read_engines(path: Path, data: IndexData) -> tuple[DenseIndex, LexicalIndex]:
+    """The dense and lexical indexes of a version (the kind the manifest records)."""
+    from rag.engines import load_dense, load_lexical
 
+    kind = str(data.manifest.get("dense_index", "flat"))
     try:
-        dense = faiss.read_index(str(path / "dense.faiss"))
-        bm25 = bm25s.BM25.load(str(path / "bm25"))
+        return load_dense(path, kind, data.chunk_vectors), load_lexical(path)
     except Exception as exc:  # faiss raises RuntimeError, bm25s assorted errors
         raise IndexError_(
             f"index at {path} is corrupt ({exc.__class__.__name__}): run `rag index --rebuild`"
         ) from exc
-    return dense, bm25

@@ -265,7 +265,7 @@ def test_unknown_long_word_is_one_token(counter: TokenCounter) -> None:
 def test_repair_when_estimates_are_too_low(counter: TokenCounter) -> None:
     """The verification pass fixes chunks whose estimated size was wrong."""
     text = " ".join(numbered(30))
-    units = [_Unit(s.start, s.end, 0, 1) for s in split_sentences(text)]  # far too low
+    units = [_Unit(s.start, s.end, 0, 1, i) for i, s in enumerate(split_sentences(text))]  # too low
     for overlap in (0, 1, 2):
         spans, counts = _pack_verified(text, units, counter, 40, overlap)
         assert counts == counter.count_batch(

@@ -122,7 +122,8 @@ def test_hnsw_index_selectable(fresh_corpus: Settings, embedder: Embedder) -> No
     build_index(s, embedder=embedder, progress=False)
     snap = Snapshot.load(s.index_dir)
     assert snap.manifest["dense_index"] == "hnsw"
-    assert type(snap.dense).__name__ == "IndexHNSWFlat"
+    assert snap.dense.kind == "hnsw"
+    assert type(snap.dense.index).__name__ == "IndexHNSWFlat"  # type: ignore[attr-defined]
     qvec = embedder.encode_queries(["Iranian foreign minister"])[0]
     assert retrieve(snap, "Iranian foreign minister", qvec, mode="dense", top_k=3)
     # switching back to flat rewrites the index without re-embedding
