@@ -20,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rag.evaluation import run_eval
+from rag.evaluation.runner import EvalConfig, run_eval
 from rag.settings import load_settings
 
 
@@ -38,9 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = {"squad": None, "squad+bbc": args.bench / "bbc-news.csv"}
     code = 0
     for name, distractors in runs.items():
-        status, _ = run_eval(
-            [squad_file],
-            load_settings(),
+        config = EvalConfig(
+            files=(squad_file,),
             modes="dense,bm25,hybrid",
             distractors=distractors,
             corpus_dir=args.corpus_dir,
@@ -48,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             calibrate_abstain=True,
             json_out=args.out / f"{name}.json",
         )
+        status, _ = run_eval(config, load_settings())
         code = max(code, status)
     return code
 

@@ -3,7 +3,8 @@
 Usage (from the repository root): python3 eval/check_qa.py [path/to/qa.jsonl]
 
 Checks field names and types, unique ids, that doc_ids exist in seeds/, that every answer
-alias of an answerable question occurs (normalised) in at least one of its listed documents,
+alias of an answerable question occurs in at least one of its listed documents (matched as
+`rag eval` matches answers: `rag.evaluation.metrics.occurs`),
 that unanswerable questions have no answers, and that the tag counts meet the minimums.
 Prints the count per tag; exits 1 with one line per problem when anything is wrong.
 """
@@ -18,6 +19,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere: `rag` is importable
+    sys.path.insert(0, str(ROOT))
+
+# The eval's own matching, so an alias this checker accepts is one `rag eval` can find.
+from rag.evaluation.metrics import occurs  # noqa: E402
+
 DEFAULT_QA = ROOT / "eval" / "qa.jsonl"
 SEEDS = ROOT / "seeds"
 
@@ -33,25 +40,11 @@ TAGS = ("factoid", "paraphrase", "multi-doc", "unanswerable")
 MIN_TOTAL = 48
 MIN_PER_TAG = {"unanswerable": 10, "paraphrase": 10, "multi-doc": 4}
 ID_RE = re.compile(r"q\d{2,}")
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
-
-
-def normalise(text: str) -> str:
-    """Lowercase, turn every non-alphanumeric character into a space, collapse whitespace."""
-    return " ".join(_NON_ALNUM.sub(" ", text.lower()).split())
-
-
-def occurs(alias: str, doc_text: str) -> bool:
-    """True if the normalised alias occurs in the normalised text on word boundaries."""
-    needle = normalise(alias)
-    return bool(needle) and f" {needle} " in f" {doc_text} "
 
 
 def load_seeds(seeds_dir: Path) -> dict[str, str]:
     return {
-        p.name: normalise(p.read_text(encoding="utf-8"))
-        for p in sorted(seeds_dir.iterdir())
-        if p.is_file()
+        p.name: p.read_text(encoding="utf-8") for p in sorted(seeds_dir.iterdir()) if p.is_file()
     }
 
 

@@ -210,32 +210,14 @@ def serve_cmd(
     )
 
 
-# `rag eval` threshold flags -> the metric each bounds (mirrors rag.evaluation.THRESHOLDS).
-_EVAL_LIMITS = {
-    "min-hit1": "hit@1",
-    "min-hit3": "hit@3",
-    "min-hit5": "hit@5",
-    "min-mrr": "MRR@10",
-    "min-recall100": "answer-in-first-100-words rate",
-    "min-recall200": "answer-in-first-200-words rate",
-    "min-recall400": "answer-in-first-400-words rate",
-    "min-doc-recall": "source document recall@5",
-    "min-answer": "answer containment",
-    "min-f1": "answer token F1",
-    "min-citation-source": "share of answers citing only listed sources",
-    "min-quote-exact": "share of quotes equal to their document slice",
-    "min-abstain-precision": "abstention precision",
-    "min-abstain-recall": "abstention recall",
-    "max-false-abstain": "share of answerable questions abstained on",
-    "max-p95-ms": "p95 latency (ms)",
-}
-
-
 def _eval_limit_options(f: Any) -> Any:
-    for flag, metric in reversed(_EVAL_LIMITS.items()):
-        bound = "below" if flag.startswith("min") else "above"
+    """One `--min-…`/`--max-…` option per metric of the registry that declares a flag."""
+    from rag.evaluation.registry import METRICS
+
+    for m in reversed([m for m in METRICS if m.flag]):
+        bound = "below" if m.lower_bound else "above"
         f = click.option(
-            f"--{flag}", type=float, metavar="X", help=f"Exit 1 if {metric} is {bound} X."
+            f"--{m.flag}", type=float, metavar="X", help=f"Exit 1 if {m.flag_help} is {bound} X."
         )(f)
     return f
 
@@ -265,16 +247,13 @@ def eval_cmd(ctx: click.Context, files: tuple[Path, ...], **options: Any) -> Non
     FILES are eval/qa.jsonl-style question sets (asked against --index) or SQuAD JSON files,
     for which a temporary index of their articles (plus --distractors) is built.
     """
-    from rag.evaluation import run_eval
+    from rag.evaluation.runner import EvalConfig, run_eval
 
     limits = {k: options.pop(k) for k in list(options) if k.startswith(("min_", "max_"))}
-    code, failures = run_eval(
-        list(files),
-        _settings(ctx),
-        calibrate_abstain=options.pop("calibrate"),
-        thresholds=limits,
-        **options,
+    config = EvalConfig(
+        files=files, calibrate_abstain=options.pop("calibrate"), thresholds=limits, **options
     )
+    code, failures = run_eval(config, _settings(ctx))
     for line in failures:
         click.echo(f"FAILED: {line}", err=True)
     ctx.exit(code)

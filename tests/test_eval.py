@@ -16,32 +16,31 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from rag import squad
 from rag.errors import RagError
-from rag.evaluation import (
-    THRESHOLDS,
-    EvalQuestion,
+from rag.evaluation import corpora
+from rag.evaluation.corpora import EvalQuestion, load_questions
+from rag.evaluation.metrics import (
     abstention_scores,
+    best_exact_match,
     best_f1,
     best_threshold,
     calibrate,
     candidate_thresholds,
-    check_thresholds,
     doc_recall,
+    exact_match,
     first_hit_rank,
     hit_rate,
-    load_questions,
     mean_reciprocal_rank,
-    normalise,
+    normalise_answer,
     occurs,
-    parse_modes,
     percentile,
     score_question,
     strip_markers,
-    summarise,
     token_f1,
     within_word_budget,
 )
+from rag.evaluation.registry import THRESHOLDS, check_thresholds, summarise
+from rag.evaluation.runner import parse_modes
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,9 +50,9 @@ QA = ROOT / "eval" / "qa.jsonl"
 
 
 def test_normalise_lowercases_and_turns_punctuation_into_single_spaces() -> None:
-    assert normalise("  The U.S.-led\tCoalition,  (KUNA)! ") == "the u s led coalition kuna"
-    assert normalise("Al-Asoumi") == normalise("al asoumi")
-    assert normalise("...") == ""
+    assert normalise_answer("  The U.S.-led\tCoalition,  (KUNA)! ") == "the u s led coalition kuna"
+    assert normalise_answer("Al-Asoumi") == normalise_answer("al asoumi")
+    assert normalise_answer("...") == ""
 
 
 def test_occurs_respects_word_boundaries() -> None:
@@ -72,8 +71,15 @@ def test_token_f1_is_squad_style() -> None:
     assert best_f1("anything", []) == 0.0
 
 
+def test_exact_match_compares_normalised_text() -> None:
+    assert exact_match("The U.S.", "the us") is False  # "u s" is two tokens, "us" one
+    assert exact_match("Al-Asoumi!", "al asoumi")
+    assert best_exact_match("Baku", ["Cairo", "baku"])
+    assert not best_exact_match("in Baku", ["Baku"]) and not best_exact_match("x", [])
+
+
 def test_citation_markers_are_not_answer_tokens() -> None:
-    assert normalise(strip_markers("Baku is the capital [1]. It grew [2].")) == (
+    assert normalise_answer(strip_markers("Baku is the capital [1]. It grew [2].")) == (
         "baku is the capital it grew"
     )
 
@@ -203,9 +209,54 @@ def test_thresholds_report_each_failure_with_its_flag() -> None:
 
 
 def test_cli_threshold_flags_mirror_the_metric_table() -> None:
-    from rag.cli import _EVAL_LIMITS
+    from rag.cli import eval_cmd
 
-    assert {flag.replace("-", "_") for flag in _EVAL_LIMITS} == set(THRESHOLDS)
+    options = {p.name for p in eval_cmd.params if p.name and p.name.startswith(("min_", "max_"))}
+    assert options == set(THRESHOLDS)
+
+
+def test_registry_declares_each_metric_once_for_summary_table_and_flags() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from rag.evaluation.registry import METRICS
+    from rag.evaluation.report import render_metrics
+
+    keys = [m.key for m in METRICS]
+    assert len(set(keys)) == len(keys)
+    summary = summarise([_record(_q(True, ("Baku",)))])
+    assert [k for k in summary if k in keys] == keys  # every metric summarised, in order
+    out = StringIO()
+    render_metrics(Console(file=out, width=200), "t", {"hybrid": summary})
+    for m in METRICS:
+        assert f"  {m.label} " in out.getvalue()
+    help_text = _rag(["eval", "--help"]).output
+    assert all(f"--{m.flag}" in help_text for m in METRICS if m.flag)
+
+
+def test_an_answer_metric_is_computed_from_the_answer_and_the_gold_question() -> None:
+    from rag.evaluation.registry import Metric, answer_scores
+    from rag.models import Answer
+
+    em = Metric(
+        "answer_em",
+        "answer exact match",
+        flag="min-answer-em",
+        score=lambda a, q: best_exact_match(strip_markers(a.answer), q.answers),
+    )
+    q = _q(True, ("Baku",))
+    answer = Answer(question="Where?", answer="Baku [1]", abstained=False, citations=[],
+                    passages=[], mode="hybrid")  # fmt: skip
+    scores = answer_scores(answer, q, [em])
+    assert scores == {"answer_em": True}
+    hit, miss = _record(q, scores=scores), _record(q, scores={"answer_em": False})
+    unanswerable = _record(_q(False), scores={"answer_em": True})
+    assert em.aggregate([hit, miss, unanswerable]) == 0.5  # mean over answerable questions
+    assert hit.to_json()["answer_em"] is True and "scores" not in hit.to_json()
+    assert summarise([hit, miss], [em])["answer_em"] == 0.5
+    with pytest.raises(ValueError, match="min- or max-"):
+        Metric("x", "x", flag="at-least-x", score=lambda a, q: None)
 
 
 def test_parse_modes() -> None:
@@ -273,10 +324,10 @@ SQUAD = {
 def test_squad_loader_builds_articles_and_questions(tmp_path: Path) -> None:
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(SQUAD), encoding="utf-8")
-    assert squad.sniff_squad(path)
-    assert not squad.sniff_squad(QA)
+    assert corpora.sniff_squad(path)
+    assert not corpora.sniff_squad(QA)
 
-    corpus = squad.load_squad(path)
+    corpus = corpora.load_squad(path)
     assert list(corpus.documents) == ["Normans.txt", "Space_Time_theory.txt"]
     assert corpus.documents["Normans.txt"] == (
         "The Normans lived in Normandy, a region in France.\n\nRollo was their first ruler."
@@ -296,12 +347,12 @@ def test_squad_loader_builds_articles_and_questions(tmp_path: Path) -> None:
 
     csv_path = tmp_path / "extra.csv"
     csv_path.write_text('category,text\nSport,"tigers win, again"\nPolitics,\n', encoding="utf-8")
-    assert squad.load_distractors(csv_path) == {"bbc-0.txt": "tigers win, again"}
+    assert corpora.load_distractors(csv_path) == {"bbc-0.txt": "tigers win, again"}
 
     folder = tmp_path / "articles"
     (folder).mkdir()
     (folder / "stale.txt").write_text("old", encoding="utf-8")
-    squad.write_documents(corpus.documents, folder)
+    corpora.write_documents(corpus.documents, folder)
     assert sorted(p.name for p in folder.iterdir()) == ["Normans.txt", "Space_Time_theory.txt"]
 
 

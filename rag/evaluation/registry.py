@@ -1,0 +1,272 @@
+"""The one table of `rag eval` metrics: each declared once, everything else derived from it.
+
+A `Metric` names its summary key (JSON and thresholds), its table label and section, how its
+value is formatted, its optional threshold flag (`min-…` fails below, `max-…` above) and how
+it is computed. The summary (`summarise`), the table (`report.render_metrics`), the threshold
+check (`check_thresholds`) and the CLI's `rag eval --min-…/--max-…` options all iterate
+`METRICS` in order, so adding a metric is one entry here.
+
+Two ways to compute a metric:
+- `summarise`: an aggregate over the per-question records of one mode (ranking, citations,
+  abstention, latency);
+- `score`: an *answer metric*, `score(answer, question)` per question from the `Answer` and the
+  gold `EvalQuestion` (None: not applicable). The runner stores it in `QuestionRecord.scores`,
+  the JSON report writes it beside the record's fields, and the summary is its mean over the
+  answerable questions. Example (for an answer with a `short_answer`):
+  `Metric("short_em", "short answer exact match", flag="min-short-em",
+  score=lambda a, q: best_exact_match(a.short_answer, q.answers) if q.answers else None)`.
+
+This module imports only the standard library and `metrics`, so `rag.cli` can build its
+options from it without loading models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from rag.evaluation.metrics import (
+    DOC_RECALL_K,
+    HIT_KS,
+    MRR_CUTOFF,
+    WORD_BUDGETS,
+    QuestionRecord,
+    abstention_scores,
+    hit_rate,
+    mean,
+    mean_reciprocal_rank,
+    percentile,
+)
+
+if TYPE_CHECKING:
+    from rag.evaluation.corpora import EvalQuestion
+    from rag.models import Answer
+
+Records = Sequence[QuestionRecord]
+Format = Literal["share", "ms", "count"]
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    key: str  # summary key, e.g. "hit@5" (also the JSON key and the name in failures)
+    label: str  # table row label
+    section: str = ""  # a table section starts at this row ("" continues the previous one)
+    fmt: Format = "share"
+    flag: str | None = None  # threshold option, e.g. "min-hit5" (min- lower, max- upper bound)
+    flag_help: str = ""  # what the option bounds, in its --help text
+    summarise: Callable[[Records], Any] | None = None  # aggregate over one mode's records
+    score: Callable[[Answer, EvalQuestion], float | bool | None] | None = None  # answer metric
+
+    def __post_init__(self) -> None:
+        if (self.summarise is None) == (self.score is None):
+            raise ValueError(f"metric {self.key}: give exactly one of summarise or score")
+        if self.flag is not None and not self.flag.startswith(("min-", "max-")):
+            raise ValueError(f"metric {self.key}: flag {self.flag!r} must start min- or max-")
+
+    @property
+    def option(self) -> str | None:
+        """The flag as click names its parameter: `min-hit5` → `min_hit5`."""
+        return self.flag.replace("-", "_") if self.flag else None
+
+    @property
+    def lower_bound(self) -> bool:
+        """True when the flag is a minimum (fails below), False for a maximum."""
+        return bool(self.flag and self.flag.startswith("min-"))
+
+    def aggregate(self, records: Records) -> Any:
+        if self.summarise is not None:
+            return self.summarise(records)
+        return mean(r.scores.get(self.key) for r in records if r.answerable)
+
+
+def _answerable(records: Records) -> list[QuestionRecord]:
+    return [r for r in records if r.answerable]
+
+
+def _ranks(records: Records) -> list[int | None]:
+    return [r.first_hit for r in _answerable(records)]
+
+
+def _abstention(records: Records, attr: str) -> float | None:
+    scores = abstention_scores([r.abstained for r in records], [r.answerable for r in records])
+    return getattr(scores, attr)
+
+
+def _quote_exact(records: Records) -> float | None:
+    quotes = sum(r.quotes for r in records)
+    return sum(r.quotes_exact for r in records) / quotes if quotes else None
+
+
+def _latency(q: float) -> Callable[[Records], float | None]:
+    return lambda records: percentile([r.latency_ms for r in records], q)
+
+
+def _hit(k: int) -> Metric:
+    return Metric(
+        f"hit@{k}",
+        f"hit@{k}",
+        section="retrieval · answerable" if k == HIT_KS[0] else "",
+        flag=f"min-hit{k}",
+        flag_help=f"hit@{k}",
+        summarise=lambda records: hit_rate(_ranks(records), k),
+    )
+
+
+def _budget(words: int) -> Metric:
+    return Metric(
+        f"recall@{words}w",
+        f"answer in first {words} words",
+        flag=f"min-recall{words}",
+        flag_help=f"answer-in-first-{words}-words rate",
+        summarise=lambda records: mean(r.in_budget[str(words)] for r in _answerable(records)),
+    )
+
+
+METRICS: tuple[Metric, ...] = (
+    *(_hit(k) for k in HIT_KS),
+    Metric(
+        f"mrr@{MRR_CUTOFF}",
+        f"MRR@{MRR_CUTOFF}",
+        flag="min-mrr",
+        flag_help=f"MRR@{MRR_CUTOFF}",
+        summarise=lambda records: mean_reciprocal_rank(_ranks(records), MRR_CUTOFF),
+    ),
+    *(_budget(w) for w in WORD_BUDGETS),
+    Metric(
+        f"doc_recall@{DOC_RECALL_K}",
+        f"source doc recall@{DOC_RECALL_K}",
+        flag="min-doc-recall",
+        flag_help=f"source document recall@{DOC_RECALL_K}",
+        summarise=lambda records: mean(r.doc_recall for r in _answerable(records)),
+    ),
+    Metric(
+        "answer_contains",
+        "answer contains gold",
+        section="answers · answerable",
+        flag="min-answer",
+        flag_help="answer containment",
+        summarise=lambda records: mean(r.contains for r in _answerable(records)),
+    ),
+    Metric(
+        "answer_f1",
+        "token F1",
+        flag="min-f1",
+        flag_help="answer token F1",
+        summarise=lambda records: mean(r.f1 for r in _answerable(records)),
+    ),
+    Metric(
+        "citation_source",
+        "cite only listed sources",
+        section="citations",
+        flag="min-citation-source",
+        flag_help="share of answers citing only listed sources",
+        summarise=lambda records: mean(r.citations_in_source for r in _answerable(records)),
+    ),
+    Metric(
+        "quote_exact",
+        "quote == document slice",
+        flag="min-quote-exact",
+        flag_help="share of quotes equal to their document slice",
+        summarise=_quote_exact,
+    ),
+    Metric(
+        "citations",
+        "citations checked",
+        fmt="count",
+        summarise=lambda records: sum(r.quotes for r in records),
+    ),
+    Metric(
+        "abstain_precision",
+        "precision (unanswerable)",
+        section="abstention",
+        flag="min-abstain-precision",
+        flag_help="abstention precision",
+        summarise=lambda records: _abstention(records, "precision"),
+    ),
+    Metric(
+        "abstain_recall",
+        "recall (unanswerable)",
+        flag="min-abstain-recall",
+        flag_help="abstention recall",
+        summarise=lambda records: _abstention(records, "recall"),
+    ),
+    Metric(
+        "false_abstain",
+        "false abstain (answerable)",
+        flag="max-false-abstain",
+        flag_help="share of answerable questions abstained on",
+        summarise=lambda records: _abstention(records, "false_abstain"),
+    ),
+    Metric("latency_p50_ms", "p50 ms", section="latency", fmt="ms", summarise=_latency(50)),
+    Metric(
+        "latency_p95_ms",
+        "p95 ms",
+        fmt="ms",
+        flag="max-p95-ms",
+        flag_help="p95 latency (ms)",
+        summarise=_latency(95),
+    ),
+)
+
+# click option name (`min_hit5`) -> the metric it bounds
+LIMITED: dict[str, Metric] = {m.option: m for m in METRICS if m.option is not None}
+THRESHOLDS: dict[str, str] = {option: m.key for option, m in LIMITED.items()}
+
+
+def answer_scores(
+    answer: Answer, question: EvalQuestion, metrics: Sequence[Metric] = METRICS
+) -> dict[str, float | bool | None]:
+    """The answer metrics (`Metric.score`) of one question, keyed by metric."""
+    return {m.key: m.score(answer, question) for m in metrics if m.score is not None}
+
+
+def summarise(records: Records, metrics: Sequence[Metric] = METRICS) -> dict[str, Any]:
+    """Aggregate metrics of one mode; answerable and unanswerable questions kept apart."""
+    answerable = _answerable(records)
+    summary: dict[str, Any] = {
+        "questions": len(records),
+        "answerable": len(answerable),
+        "unanswerable": len(records) - len(answerable),
+        **{m.key: m.aggregate(records) for m in metrics},
+    }
+    summary["by_tag"] = {
+        tag: _tag_metrics([r for r in records if tag in r.tags])
+        for tag in sorted({t for r in records for t in r.tags})
+    }
+    return summary
+
+
+def _tag_metrics(records: Records) -> dict[str, Any]:
+    ans = _answerable(records)
+    return {
+        "questions": len(records),
+        "hit@5": hit_rate([r.first_hit for r in ans], 5),
+        "answer_contains": mean(r.contains for r in ans),
+        "abstained": mean(r.abstained for r in records),
+    }
+
+
+def check_thresholds(
+    metrics_by_mode: Mapping[str, Mapping[str, Any]],
+    limits: Mapping[str, float | None],
+    where: str = "",
+) -> list[str]:
+    """One line per failed bound per mode; a metric that cannot be measured fails its bound."""
+    failures = []
+    prefix = f"{where}: " if where else ""
+    for option, limit in limits.items():
+        if limit is None:
+            continue
+        metric = LIMITED[option]
+        flag, key = f"--{metric.flag}", metric.key
+        for mode, summary in metrics_by_mode.items():
+            value = summary.get(key)
+            if value is None:
+                failures.append(f"{prefix}{mode} {key} cannot be measured here ({flag} {limit})")
+            elif (value < limit) if metric.lower_bound else (value > limit):
+                relation = "below the minimum" if metric.lower_bound else "above the maximum"
+                failures.append(
+                    f"{prefix}{mode} {key} = {value:.4g} is {relation} {limit:g} ({flag})"
+                )
+    return failures
