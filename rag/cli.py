@@ -263,7 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: turn every user-facing error into one line and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="rag", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="rag", standalone_mode=False)
+        if isinstance(code, int) and code:  # ctx.exit(n) returns n in non-standalone mode
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

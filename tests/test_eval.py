@@ -426,6 +426,24 @@ def test_eval_fails_an_impossible_threshold_with_a_clear_message(seeds_settings:
 
 
 @pytest.mark.slow
+def test_rag_command_exits_non_zero_when_a_threshold_fails(seeds_settings: Settings) -> None:
+    """The console entry point (not just click's runner) turns a failed gate into exit 1."""
+    import subprocess
+    import sys
+
+    index = str(seeds_settings.index_dir)
+    args = ["eval", str(QA), "--index", index, "--mode", "bm25", "--limit", "3"]
+    run = subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args, "--min-hit5", "1.01"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "--min-hit5" in run.stdout + run.stderr
+
+
+@pytest.mark.slow
 def test_eval_squad_builds_a_temporary_index_and_removes_it(
     tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
