@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -29,7 +28,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi import Query as QueryParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,6 +39,7 @@ from rag.assistant import Assistant, StreamEvent
 from rag.errors import CorpusError, IndexError_, QuestionError, RagError
 from rag.models import Answer, Passage, Query, SearchResult
 from rag.settings import Settings
+from server import web
 from server.batching import EmbeddingBatcher
 from server.metrics import CONTENT_TYPE, Metrics
 from server.middleware import RequestContextMiddleware, request_id_of, route_of
@@ -69,7 +69,6 @@ MAX_EMBED_BATCH = 32
 # Retrieval and extractive answering are mostly Python, so they hold the GIL: more threads than
 # this only interleave requests (all finish late) instead of finishing them in turn.
 CPU_WORKERS = 2
-STATIC_PAGE = Path(__file__).parent / "static" / "index.html"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,8 +460,11 @@ async def list_documents(
     rt: RuntimeDep,
     offset: Annotated[int, QueryParam(ge=0, description="Documents to skip.")] = 0,
     limit: Annotated[int, QueryParam(ge=1, le=1000, description="Page size.")] = 50,
+    q: Annotated[
+        str | None, QueryParam(max_length=200, description="Words the title, id or source contain.")
+    ] = None,
 ) -> DocumentPage:
-    docs = rt.ready().documents()
+    docs = web.matching_documents(rt.ready().documents(), q)
     items = [DocumentInfo.of(d) for d in docs[offset : offset + limit]]
     return DocumentPage(total=len(docs), offset=offset, limit=limit, items=items)
 
@@ -604,13 +606,6 @@ async def metrics(rt: RuntimeDep) -> Response:
     return Response(rt.metrics.render(), media_type=CONTENT_TYPE)
 
 
-@router.get("/", include_in_schema=False)
-async def home() -> Response:
-    if STATIC_PAGE.is_file():
-        return HTMLResponse(STATIC_PAGE.read_text(encoding="utf-8"))
-    return HTMLResponse('<a href="/docs">API docs</a>')
-
-
 # ---------------------------------------------------------------------------------------------
 # App
 # ---------------------------------------------------------------------------------------------
@@ -638,6 +633,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     )
     app.state.runtime = runtime
     app.include_router(router)
+    app.include_router(web.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(QuestionError, _question_error)
     app.add_exception_handler(RagError, _rag_error)
