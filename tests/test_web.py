@@ -102,10 +102,52 @@ def phone(browser: Browser, base_url: str) -> Iterator[Page]:
     yield from _open_page(browser, base_url, PHONE)
 
 
+# Visible text whose colour against its background is below WCAG AA (4.5:1; 3:1 for large text).
+LOW_CONTRAST_JS = """() => {
+  const rgb = (c) => {
+    const m = /rgba?\\(([^)]+)\\)/.exec(c);
+    if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const lum = ({ r, g, b }) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (node) => {
+    for (let n = node; n; n = n.parentElement) {
+      const c = rgb(getComputedStyle(n).backgroundColor);
+      if (c && c.a > 0.5) return c;
+    }
+    return { r: 255, g: 255, b: 255, a: 1 };
+  };
+  const bad = [];
+  const seen = new Set();
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const node = walk.currentNode.parentElement;
+    if (!walk.currentNode.textContent.trim() || seen.has(node)) continue;
+    seen.add(node);
+    if (!node.getClientRects().length || node.closest(":disabled")) continue;
+    const style = getComputedStyle(node);
+    const a = lum(rgb(style.color)), b = lum(background(node));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    const text = walk.currentNode.textContent.trim().slice(0, 40);
+    if (ratio < need) bad.push(`${node.tagName}.${node.className} ${ratio.toFixed(2)}: ${text}`);
+  }
+  return bad;
+}"""
+
+
 def shot(page: Page, name: str) -> Path:
+    """Save the state (the whole page on a wide screen, what is on screen on a phone) after
+    checking that all of its visible text has enough contrast."""
+    assert page.evaluate(LOW_CONTRAST_JS) == [], f"low contrast in {name}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=page.viewport_size != PHONE)
     print(f"screenshot: {path}")
     return path
 
@@ -229,9 +271,31 @@ def test_short_answer_is_shown_when_present(page: Page) -> None:
         expect(page.locator("#answer-text strong.short-in-answer")).to_have_text("Adel Al-Asoumi")
         page.unroute("**/v1/ask")
         if n == 0:
-            shot(page, "05-short-answer")
+            shot(page, "05b-short-answer")
             box.get_by_role("button", name="show in article").click()
             expect(page.locator("#ask-article mark")).to_have_text("Adel Al-Asoumi")
+
+
+def test_loading_state(page: Page) -> None:
+    held: list[Any] = []
+    page.goto("/")
+
+    def hold(route: Any) -> None:  # the request waits until the test lets it go
+        held.append(route)
+
+    page.route("**/v1/ask", hold)
+    page.get_by_label("Your question about the articles").fill(QUESTION)
+    page.get_by_role("button", name="Ask", exact=True).click()
+    status = page.locator("#ask-status")
+    expect(status).to_have_text("Searching the articles…")
+    expect(status).to_have_class(re.compile("busy"))
+    expect(page.locator("#results")).to_be_hidden()
+    shot(page, "05-loading")
+    assert len(held) == 1
+    with page.expect_response("**/v1/ask") as info:
+        held[0].continue_()
+    wait_answer(page, info.value)
+    expect(status).not_to_have_class(re.compile("busy"))
 
 
 # --------------------------------------------------------------------------- failures
@@ -340,11 +404,30 @@ def test_index_view_rebuilds_with_progress(page: Page, api: httpx.Client) -> Non
     facts = page.locator("#index-facts")
     expect(facts).to_contain_text(f"Chunks{status['chunks']}")
     expect(facts).to_contain_text(status["serving_version"])
+    # The seeds are up to date, so the real rebuild takes milliseconds: the first two status
+    # polls after the click are shown as "running" to see the progress state.
+    running = {"left": 2}
+
+    def still_running(route: Any) -> None:
+        real = route.fetch().json()
+        if running["left"] and real["last"]:
+            running["left"] -= 1
+            real.update(running=True)
+            real["last"].update(ok=None, finished_at=None, report=None)
+        route.fulfill(json=real)
+
+    page.route("**/v1/index/status", still_running)
     page.get_by_role("button", name="Rebuild the index").click()
+    progress = page.locator("#rebuild-progress")
+    expect(progress).to_be_visible()
+    expect(progress).to_contain_text("Rebuilding…")
+    expect(page.locator("#rebuild-button")).to_be_disabled()
+    shot(page, "12-index-rebuilding")
     expect(page.locator("#rebuild-status")).to_contain_text("Rebuild finished", timeout=60_000)
+    expect(progress).to_be_hidden()
     expect(page.locator("#rebuild-facts")).to_contain_text("succeeded")
     expect(page.locator("#rebuild-facts")).to_contain_text("up to date")
-    shot(page, "12-index")
+    shot(page, "12-index-rebuilt")
 
 
 def test_config_says_who_may_rebuild(seeds_settings: Settings, assistant: Assistant) -> None:
@@ -417,7 +500,7 @@ def test_phone_width(phone: Page, api: httpx.Client) -> None:
     phone.goto("/?view=documents")
     expect(phone.locator("#doc-rows tr")).to_have_count(3)
     phone.locator("#doc-rows button").first.click()
-    expect(phone.locator("#doc-article .article-body")).to_be_visible()
+    expect(phone.locator("#doc-article h2")).to_be_in_viewport()
     no_horizontal_scroll(phone)
     shot(phone, "16-phone-documents")
     phone.goto("/?view=index")

@@ -27,6 +27,17 @@ function el(tag, props, ...children) {
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
+  return add(node, children);
+}
+
+/** Replace `node`'s children with `children`. */
+function put(node, ...children) {
+  node.replaceChildren();
+  return add(node, children);
+}
+
+/** Append children: nulls skipped, arrays flattened, strings as text nodes (never HTML). */
+function add(node, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(typeof child === "string" ? document.createTextNode(child) : child);
@@ -148,7 +159,7 @@ function showError(box, err, retry) {
   else if (err.status === 404) title = "Not found.";
   else title = "The request was not accepted.";
   const detail = err.status === 0 ? null : err.message;
-  box.replaceChildren(
+  put(box,
     el("strong", { text: title }),
     detail ? el("p", { class: "detail", text: detail }) : null,
     err.requestId && err.status >= 500
@@ -187,17 +198,19 @@ function makeViewer(root, placeholderText, onClose) {
     const hasSpan = span && Number.isInteger(span.start) && Number.isInteger(span.end);
     const close = el("button", { type: "button", class: "secondary close",
       "aria-label": "Close the article", onclick: () => { clear(); if (onClose) onClose(); } }, "×");
-    const facts = [
+    const about = [
       ["Source", doc.source || "not stated"],
-      ["Date", doc.date || doc.dateline || "not stated"],
+      ["Date", doc.date || "not stated"],
+      doc.dateline ? ["Dateline", doc.dateline] : null,
       ["Document", el("code", { text: doc.id })],
       ["Length", `${fmt.int(text.length)} characters`],
     ];
-    if (hasSpan) facts.push([span.label || "Highlighted", `characters ${fmt.int(span.start)}–${fmt.int(span.end)}`]);
+    if (hasSpan) about.push([span.label || "Highlighted", `characters ${fmt.int(span.start)}–${fmt.int(span.end)}`]);
     const head = el("div", { class: "article-head" },
       el("h2", { id: `${root.id}-title`, text: doc.title }),
       close,
-      el("dl", { class: "article-meta" }, facts.map(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)])));
+      el("dl", { class: "article-meta" },
+      about.filter(Boolean).map(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)])));
     const body = el("div", { class: "article-body", tabindex: "0", role: "region",
       "aria-label": `Text of ${doc.title}` });
     let warning = null;
@@ -213,13 +226,17 @@ function makeViewer(root, placeholderText, onClose) {
     }
     root.classList.remove("empty");
     root.setAttribute("aria-labelledby", `${root.id}-title`);
-    root.replaceChildren(...[head, warning, body].filter(Boolean));
+    put(root, head, warning, body);
     return body;
   }
 
   function reveal(body, scrollPage) {
     const mark = body.querySelector("mark");
-    if (!mark) { body.scrollTop = 0; return; }
+    if (!mark) {
+      body.scrollTop = 0;
+      if (scrollPage) root.scrollIntoView({ block: "start" });
+      return;
+    }
     if (body.scrollHeight > body.clientHeight + 1) {
       const offset = mark.getBoundingClientRect().top - body.getBoundingClientRect().top;
       body.scrollTop += offset - body.clientHeight / 3;
@@ -511,7 +528,7 @@ function renderShortAnswer(short, answer) {
   const box = $("short-answer");
   if (!short || answer.abstained) { box.hidden = true; return; }
   const canOpen = short.doc_id && Number.isInteger(short.start) && Number.isInteger(short.end);
-  box.replaceChildren(
+  put(box,
     el("span", { class: "label", text: "Short answer" }),
     el("span", { class: "text", text: short.text }),
     canOpen ? el("button", { type: "button", class: "link",
@@ -530,10 +547,10 @@ function renderAnswer(answer) {
   renderShortAnswer(short, answer);
   const text = $("answer-text");
   if (answer.abstained) {
-    text.replaceChildren(el("span", { class: "abstain-title", text: "The articles don't say." }),
+    put(text, el("span", { class: "abstain-title", text: "The articles don't say." }),
       "\n", answer.answer);
   } else {
-    text.replaceChildren(...answerNodes(answer.answer, answer.citations, short));
+    put(text, answerNodes(answer.answer, answer.citations, short));
   }
   const meta = [`${answer.mode}`, answer.answerer || "extractive"];
   if (typeof answer.confidence === "number") meta.push(`confidence ${answer.confidence.toFixed(2)}`);
@@ -547,11 +564,13 @@ function renderAnswer(answer) {
     (an LLM's paraphrase), so extractive answers are not printed twice. */
 function renderCitations(citations, answerText) {
   const list = $("citations");
+  const flat = (t) => t.replace(/\s+/g, " ");
+  const said = flat(answerText);
   list.replaceChildren(...citations.map((c) => el("li", { id: `cite-${c.n}`, "data-n": c.n },
     el("div", { class: "passage-head" }, citeLink(c), el("span", { text: c.title })),
     el("p", { class: "meta", text: [c.source || "source not stated", c.doc_id,
       `characters ${fmt.int(c.start)}–${fmt.int(c.end)}`, `score ${fmt.score(c.score)}`].join(" · ") }),
-    answerText.includes(c.quote) ? null : el("blockquote", { text: c.quote }))));
+    said.includes(flat(c.quote)) ? null : el("blockquote", { text: c.quote }))));
   $("citations-block").hidden = citations.length === 0;
 }
 
@@ -640,7 +659,7 @@ function renderDocuments(data, q, page) {
       el("button", { type: "button", class: "link", onclick: () => openDocument(d.id) }, d.title),
       el("span", { class: "doc-id", text: d.id })),
     el("td", { "data-label": "Source", text: d.source || "–" }),
-    el("td", { "data-label": "Date", text: d.date || d.dateline || "–" }),
+    el("td", { class: "date", "data-label": "Date", text: d.date || "–" }),
     el("td", { class: "num", "data-label": "Size", text: sizeText(d.length) })));
   if (!rows.length) {
     rows.push(el("tr", {}, el("td", { colspan: "4", text: q ? `No documents match “${q}”.` : "The index has no documents." })));
@@ -652,7 +671,7 @@ function renderDocuments(data, q, page) {
   $("doc-prev").disabled = page <= 1;
   $("doc-next").disabled = last >= data.total;
   setStatus($("doc-status"), q
-    ? `${fmt.int(data.total)} document${data.total === 1 ? "" : "s"} match “${q}”.`
+    ? `${fmt.int(data.total)} document${data.total === 1 ? " matches" : "s match"} “${q}”.`
     : `${fmt.int(data.total)} document${data.total === 1 ? "" : "s"} in the index.`);
 }
 
@@ -681,7 +700,7 @@ function goDocPage(delta) {
 // ------------------------------------------------------------------------------------ index view
 
 function facts(dl, pairs) {
-  dl.replaceChildren(...pairs.filter(Boolean).flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));
+  put(dl, pairs.filter(Boolean).map(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));
 }
 
 function renderIndexStatus(s) {
@@ -828,7 +847,7 @@ async function loadConfig() {
   if (!c) return;
   const answerer = $("opt-answerer");
   answerer.replaceChildren(...c.answerers.map((a) => el("option", { value: a },
-    a === "llm" ? "LLM (writes an answer from the passages)" : "Extractive (quotes sentences)")));
+    a === "llm" ? "LLM" : "Extractive")));
   answerer.value = c.default_answerer;
   answerer.disabled = c.answerers.length < 2;
   $("answerer-help").textContent = c.answerers.includes("llm")
