@@ -430,6 +430,31 @@ def test_index_view_rebuilds_with_progress(page: Page, api: httpx.Client) -> Non
     shot(page, "12-index-rebuilt")
 
 
+def test_document_search_and_assets(api: httpx.Client) -> None:
+    def ids(q: str, **params: Any) -> list[str]:
+        r = api.get("/v1/documents", params={"q": q, **params})
+        assert r.status_code == 200, r.text
+        return [d["id"] for d in r.json()["items"]]
+
+    assert ids("KUNA") == ["000_2e40f42646a43cae.txt"]  # source, any case
+    assert ids("001_d02") == ["001_d02ccc4d9c9c05cf.txt"]  # id
+    assert ids("parliamentary NETWORK") == ["002_ada552b2d9cfc3c4.txt"]  # every word, in the title
+    assert len(ids("  ")) == 3
+    page = api.get("/v1/documents", params={"q": ".TXT", "limit": 1, "offset": 1}).json()
+    assert page["total"] == 3 and len(page["items"]) == 1
+    assert api.get("/v1/documents", params={"q": "x" * 201}).status_code == 422
+
+    home = api.get("/")
+    assert "script-src 'self'" in home.headers["content-security-policy"]
+    assert home.headers["content-type"].startswith("text/html")
+    js = api.get("/static/app.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert "innerHTML" not in js.text.replace("nothing here assigns innerHTML", "")
+    for path in ("/static/index.html", "/static/..%2Fweb.py", "/static/nope.js"):
+        r = api.get(path)
+        assert r.status_code == 404 and r.json()["error"]["type"] == "not_found", path
+
+
 def test_config_says_who_may_rebuild(seeds_settings: Settings, assistant: Assistant) -> None:
     async def fetch(settings: Settings, host: str) -> Any:
         transport = httpx.ASGITransport(app=create_app(settings, assistant), client=(host, 4000))
@@ -512,11 +537,16 @@ def test_phone_width(phone: Page, api: httpx.Client) -> None:
 # --------------------------------------------------------------------------- article text is text
 
 
-def test_markup_in_articles_stays_text(
+def test_markup_stays_text_and_documents_page(
     browser: Browser, tmp_path: Path, embedder: Embedder
 ) -> None:
+    """A corpus of 26 articles, one with HTML in its title, source and text."""
     seeds = tmp_path / "seeds"
     shutil.copytree(ROOT / "seeds", seeds)
+    for i in range(22):
+        (seeds / f"note_{i:02}.txt").write_text(
+            f"Committee note {i}\n\nCommittee {i} met on a Tuesday to discuss item {i}.\n"
+        )
     evil = '<img src=x onerror="window.pwned=1"> <b>bold</b>'
     (seeds / "evil.md").write_text(
         f"---\ntitle: {evil}\nsource: <script>window.pwned=2</script>\n---\n"
@@ -540,3 +570,19 @@ def test_markup_in_articles_stays_text(
             assert page.locator("main img, main b, main i, main script").count() == 0
             assert page.evaluate("window.pwned") is None
             shot(page, "18-markup-as-text")
+
+            page.goto("/?view=documents")
+            info, rows = page.locator("#doc-page-info"), page.locator("#doc-rows tr")
+            expect(info).to_have_text("1–20 of 26")
+            expect(rows).to_have_count(20)
+            expect(page.get_by_role("button", name="Previous")).to_be_disabled()
+            page.get_by_role("button", name="Next").click()
+            expect(info).to_have_text("21–26 of 26")
+            expect(rows).to_have_count(6)
+            expect(page.get_by_role("button", name="Next")).to_be_disabled()
+            assert "page=2" in page.url
+            page.go_back()
+            expect(info).to_have_text("1–20 of 26")
+            page.get_by_label("Search titles, ids and sources").fill("committee note 1")
+            page.get_by_label("Search titles, ids and sources").press("Enter")
+            expect(info).to_have_text("1–12 of 12")  # every word: notes 1, 10-19 and 21
