@@ -1,6 +1,6 @@
 """The web app: its page and assets, and the small JSON the page needs to draw itself.
 
-The page is plain files in `server/static/` (HTML, CSS, one script; no build step, no CDN), so
+The page is plain files in `server/static/` (HTML, CSS, ES modules; no build step, no CDN), so
 it works offline. Only files named in `ASSETS` are served: a request path is a key in that table,
 never a path joined onto the folder. Every page response carries a Content-Security-Policy that
 allows scripts, styles and requests from this origin only, a second line of defence behind the
@@ -27,10 +27,9 @@ from rag.models import Document
 from rag.settings import Settings
 
 STATIC_DIR = Path(__file__).parent / "static"
-ASSETS = {
-    "app.js": "text/javascript; charset=utf-8",
-    "app.css": "text/css; charset=utf-8",
-}
+_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+# The page's scripts (ES modules) and stylesheet, listed once at import: name -> media type.
+ASSETS = {p.name: _TYPES[p.suffix] for p in STATIC_DIR.iterdir() if p.suffix in _TYPES}
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "

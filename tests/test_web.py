@@ -28,6 +28,7 @@ from rag.indexing import build_index
 from rag.settings import Settings
 from server.app import create_app
 from server.testing import live_server
+from server.web import ASSETS
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -234,6 +235,14 @@ def test_streamed_answer_and_every_citation_in_its_article(page: Page, api: http
         assert_cited_span(page, c, api)
         assert f"cite={c['n']}" in page.url
     shot(page, "03-citation")
+    last = answer["passages"][-1]
+    page.locator("#passages > li").last.get_by_role("button").click()
+    mark = page.locator("#ask-article mark")
+    expect(mark).to_be_in_viewport()
+    assert mark.evaluate("n => n.textContent") == last["text"]
+    page.get_by_role("button", name="Close the article").click()
+    expect(mark).to_have_count(0)
+    expect(page.locator("#ask-article")).to_contain_text("Select a marker")
 
 
 def test_abstention_still_lists_the_closest_passages(page: Page) -> None:
@@ -449,7 +458,10 @@ def test_document_search_and_assets(api: httpx.Client) -> None:
     assert home.headers["content-type"].startswith("text/html")
     js = api.get("/static/app.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
-    assert "innerHTML" not in js.text.replace("nothing here assigns innerHTML", "")
+    for name in ASSETS:
+        if name.endswith(".js"):
+            code = api.get(f"/static/{name}").text
+            assert "innerHTML" not in code.replace("assigns innerHTML", ""), name
     for path in ("/static/index.html", "/static/..%2Fweb.py", "/static/nope.js"):
         r = api.get(path)
         assert r.status_code == 404 and r.json()["error"]["type"] == "not_found", path
