@@ -29,6 +29,7 @@ from rag.settings import Settings
 from server.app import create_app
 from server.testing import live_server
 from server.web import ASSETS
+from tests.fake_openai import FakeOpenAI
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -305,6 +306,43 @@ def test_loading_state(page: Page) -> None:
         held[0].continue_()
     wait_answer(page, info.value)
     expect(status).not_to_have_class(re.compile("busy"))
+
+
+def test_llm_answer_streams_in(browser: Browser, assistant: Assistant, api: httpx.Client) -> None:
+    """With an LLM configured (tests/fake_openai: a real local server speaking the OpenAI
+    protocol, sending a word every 300 ms) the answerer can be chosen and its words appear as they
+    are produced; the finished answer's markers then link to exact spans."""
+    with FakeOpenAI() as fake:
+        fake.answer(
+            "The Arab Parliament is chaired by Adel Al-Asoumi [2], who met Gafarova in Baku [1].",
+            chunk_delay=0.3,
+        )
+        settings = assistant.settings.with_overrides(llm_base_url=fake.base_url, llm_model="m")
+        app = create_app(settings, Assistant(settings, assistant.snapshot, assistant.embedder))
+        with live_server(app) as base:
+            for page in _open_page(browser, base, WIDE):
+                page.goto("/")
+                page.locator("#options summary").click()
+                page.get_by_label("Answerer").select_option("llm")
+                page.get_by_label("Your question about the articles").fill(QUESTION)
+                with page.expect_response("**/v1/ask") as info:
+                    page.get_by_role("button", name="Ask", exact=True).click()
+                    text = page.locator("#answer-text.streaming")
+                    expect(text).to_contain_text("The Arab Parliament is")
+                    assert "Baku" not in text.inner_text()  # not all there yet
+                    expect(page.locator("#ask-status")).to_have_text("Writing the answer…")
+                    expect(page.locator("#passages > li")).not_to_have_count(0)
+                    shot(page, "02b-llm-streaming")
+                answer = wait_answer(page, info.value)
+                assert answer["answerer"] == "llm" and not answer["fallback"]
+                assert "answerer=llm" in page.url
+                assert text_of(page, "#answer-text") == answer["answer"]
+                for c in answer["citations"]:
+                    page.locator(f'#answer-text a.cite[data-n="{c["n"]}"]').click()
+                    mark = page.locator("#ask-article mark")
+                    assert mark.evaluate("n => n.textContent") == c["quote"]
+                    expect(page.locator("#citations blockquote")).to_have_count(2)
+                shot(page, "02c-llm-answer")
 
 
 # --------------------------------------------------------------------------- failures

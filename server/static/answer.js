@@ -76,7 +76,7 @@ export function renderAnswer(answer, on) {
     put(text, answerNodes(answer.answer, answer.citations, short, on));
   }
   const meta = [`${answer.mode}`, answer.answerer || "extractive"];
-  if (typeof answer.confidence === "number") meta.push(`confidence ${answer.confidence.toFixed(2)}`);
+  if (typeof answer.confidence === "number" && answer.answerer !== "llm") meta.push(`confidence ${answer.confidence.toFixed(2)}`);
   if (answer.timings && answer.timings.total) meta.push(fmt.ms(answer.timings.total));
   if (answer.fallback) meta.push(`LLM unavailable, extractive answer shown (${answer.fallback_reason || "no reason given"})`);
   $("answer-meta").textContent = meta.join(" · ");
