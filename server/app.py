@@ -20,6 +20,7 @@ from rag import store
 from rag.assistant import Assistant
 from rag.errors import IndexError_
 from rag.settings import Settings
+from server import web
 from server.errors import install_error_handlers
 from server.middleware import RequestContextMiddleware
 from server.routes import documents, index, ops, questions
@@ -49,7 +50,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         redoc_url=None,
     )
     app.state.runtime = runtime
-    for module in (questions, documents, index, ops):
+    for module in (questions, documents, index, ops, web):
         app.include_router(module.router)
     install_error_handlers(app)
     if settings.cors_origins:

@@ -14,6 +14,7 @@ from fastapi import Query as QueryParam
 from server.errors import ApiError, error_responses
 from server.runtime import RuntimeDep
 from server.schemas import DocumentDetail, DocumentInfo, DocumentPage
+from server.web import matching_documents
 
 router = APIRouter(tags=["documents"])
 
@@ -28,8 +29,11 @@ async def list_documents(
     rt: RuntimeDep,
     offset: Annotated[int, QueryParam(ge=0, description="Documents to skip.")] = 0,
     limit: Annotated[int, QueryParam(ge=1, le=1000, description="Page size.")] = 50,
+    q: Annotated[
+        str | None, QueryParam(max_length=200, description="Words the title, id or source contain.")
+    ] = None,
 ) -> DocumentPage:
-    docs = rt.ready().documents()
+    docs = matching_documents(rt.ready().documents(), q)
     items = [DocumentInfo.of(d) for d in docs[offset : offset + limit]]
     return DocumentPage(total=len(docs), offset=offset, limit=limit, items=items)
 

@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from server.metrics import CONTENT_TYPE
 from server.runtime import RuntimeDep
 from server.schemas import Health, Readiness
 
 router = APIRouter(tags=["ops"])
-STATIC_PAGE = Path(__file__).resolve().parent.parent / "static" / "index.html"
 
 
 @router.get("/health", response_model=Health, summary="The process is alive")
@@ -52,10 +50,3 @@ async def ready(rt: RuntimeDep) -> Any:
 )
 async def metrics(rt: RuntimeDep) -> Response:
     return Response(rt.metrics.render(), media_type=CONTENT_TYPE)
-
-
-@router.get("/", include_in_schema=False)
-async def home() -> Response:
-    if STATIC_PAGE.is_file():
-        return HTMLResponse(STATIC_PAGE.read_text(encoding="utf-8"))
-    return HTMLResponse('<a href="/docs">API docs</a>')
