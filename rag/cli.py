@@ -210,6 +210,20 @@ def serve_cmd(
     )
 
 
+@cli.command("mcp")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
+@click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), help="Articles folder.")
+@click.pass_context
+def mcp_cmd(ctx: click.Context, index_dir: Path | None, seeds_dir: Path | None) -> None:
+    """Serve the assistant as MCP tools over stdio (for desktop agents)."""
+    from server.app import check_startable
+    from server.mcp import run_stdio
+
+    settings = _settings(ctx, index_dir=index_dir, seeds_dir=seeds_dir)
+    check_startable(settings)
+    run_stdio(settings)
+
+
 # `rag eval` threshold flags -> the metric each bounds (mirrors rag.evaluation.THRESHOLDS).
 _EVAL_LIMITS = {
     "min-hit1": "hit@1",
