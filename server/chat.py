@@ -7,8 +7,11 @@ Which question is answered (the rule the README documents):
 * A follow-up (an earlier user message exists) **with an LLM configured** is first rewritten
   into a standalone question by one LLM call (`rewrite_question`); that question is retrieved
   and answered. If the call fails, the rule below applies instead.
-* A follow-up **without an LLM**: the documents are retrieved with the last two user turns
-  joined (`Plan.context`), and the last turn alone is answered from those documents.
+* A follow-up **without an LLM**: the last two user turns are joined and embedded together
+  (`Plan.context`); that vector drives dense retrieval and the semantic half of sentence
+  scoring, while the words and the answer type (who, when, where…) come from the last turn
+  alone. So "Who did he talk to on the phone?" after "Who is the Iranian foreign minister?"
+  finds the minister's call, and a new topic is still answered as asked.
 
 The message content is the answer with its `[n]` markers followed by a short source list; the
 citations themselves travel as structured data beside the message (exact spans, never edited).
@@ -36,8 +39,8 @@ REWRITE_PROMPT = (
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What to retrieve and answer: `question` is answered; when `context` is set, documents
-    are first chosen by retrieving with it (the last two user turns joined)."""
+    """What to retrieve and answer: `question` is answered; when `context` is set (the last
+    two user turns joined), it is what gets embedded instead of the question."""
 
     question: str
     context: str | None = None
@@ -72,7 +75,7 @@ def user_turns(messages: list[ChatMessage]) -> list[str]:
 
 
 def rule_plan(turns: list[str], max_chars: int) -> Plan:
-    """Without an LLM: answer the last turn, choose documents with the last two joined."""
+    """Without an LLM: answer the last turn, embedding it joined with the one before."""
     question = turns[-1]
     if len(turns) < 2:
         return Plan(question)

@@ -28,9 +28,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
-from rag.assistant import Assistant, StreamEvent
+from rag.assistant import StreamEvent
 from rag.errors import QuestionError, RagError
-from rag.models import Answer, Filters, Query
+from rag.models import Answer, Query
 from rag.tokens import count_cl100k
 from server.chat import (
     Plan,
@@ -191,13 +191,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, rt: Ru
     plan = await _plan(rt, body, turns)
     uses_llm = body.model == LLM_MODEL
     query = Query(
-        question=plan.question,
+        question=assistant.check_question(plan.question),
         top_k=body.top_k,
         mode=body.mode,
-        filters=await _filters(rt, assistant, body, plan),
+        filters=body.filters,
         answerer="llm" if uses_llm else "extractive",
     )
-    vector, _ = await rt.embed(assistant.check_question(plan.question))
+    # A follow-up without an LLM is embedded with the turn before it (`server.chat`).
+    vector, _ = await rt.embed(plan.context or query.question)
     meta = _Meta(body, assistant.snapshot.version, _prompt_tokens(turns))
     if body.stream:
         events = assistant.stream_ask(query, query_vector=vector)
@@ -217,31 +218,6 @@ async def _plan(rt: Runtime, body: ChatCompletionRequest, turns: list[str]) -> P
         if rewritten:
             return Plan(rewritten, rewritten=True)
     return rule_plan(turns, limit)
-
-
-async def _filters(
-    rt: Runtime, assistant: Assistant, body: ChatCompletionRequest, plan: Plan
-) -> Filters | None:
-    """The request's filters, narrowed (for a follow-up without an LLM) to the documents that
-    retrieving with the joined turns found."""
-    if plan.context is None:
-        return body.filters
-    mode = body.mode or rt.settings.mode
-    vector, _ = await rt.embed(plan.context) if mode != "bm25" else (None, 0.0)
-    found = await rt.compute(
-        lambda: assistant.search(
-            plan.context or "",
-            top_k=body.top_k,
-            mode=mode,
-            filters=body.filters,
-            query_vector=vector,
-        )
-    )
-    doc_ids = list(dict.fromkeys(p.doc_id for p in found.passages))
-    if not doc_ids:
-        return body.filters
-    base = body.filters or Filters()
-    return base.model_copy(update={"doc_ids": doc_ids})
 
 
 class _Meta:
