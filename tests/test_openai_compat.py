@@ -249,3 +249,25 @@ def test_follow_up_with_llm_is_rewritten_first(
     content = done.choices[0].message.content or ""
     assert "Bayramov" in content
     check_citations(assistant, content, extra(done, "citations"))
+
+
+def test_llm_model_streams_the_llm_answer(
+    seeds_settings: Settings, assistant: Assistant, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.answer("The Arab Parliament is chaired by Adel Al-Asoumi [1].")
+    settings = seeds_settings.with_overrides(llm_base_url=fake_llm.base_url, llm_model="fake")
+    llm_assistant = Assistant(settings, assistant.snapshot, assistant.embedder)
+    with live_server(create_app(settings, llm_assistant)) as base:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+        chunks = list(
+            client.chat.completions.create(model="rag-llm", messages=[user(QUESTION)], stream=True)
+        )
+    pieces = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
+    assert len(pieces) > 2  # the LLM's tokens arrive as they are written
+    text = "".join(pieces)
+    assert text.startswith("The Arab Parliament is chaired by Adel Al-Asoumi [1].")
+    (citation,) = extra(chunks[-1], "citations")
+    check_citations(assistant, text, [citation])
+    assert fake_llm.requests[0].body["stream"] is True
