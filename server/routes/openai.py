@@ -199,14 +199,15 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, rt: Ru
     )
     # A follow-up without an LLM is embedded with the turn before it (`server.chat`).
     vector, _ = await rt.embed(plan.context or query.question)
-    meta = _Meta(body, assistant.snapshot.version, _prompt_tokens(turns))
+    # Token counts (tiktoken; its first use loads a table) stay off the event loop.
+    meta = _Meta(body, assistant.snapshot.version, await rt.compute(_prompt_tokens, turns))
     if body.stream:
         events = assistant.stream_ask(query, query_vector=vector)
         return await _stream(rt, events, meta, uses_llm, request_id_of(request.scope))
     answer = await rt.compute(
         lambda: assistant.ask(query, query_vector=vector), blocking_io=uses_llm
     )
-    return _completion(answer, meta)
+    return await rt.compute(_completion, answer, meta)
 
 
 async def _plan(rt: Runtime, body: ChatCompletionRequest, turns: list[str]) -> Plan:
