@@ -173,6 +173,20 @@ def ask_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: boo
         _echo_json(answer.model_dump())
 
 
+@cli.command("mcp")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
+@click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), help="Articles folder.")
+@click.pass_context
+def mcp_cmd(ctx: click.Context, index_dir: Path | None, seeds_dir: Path | None) -> None:
+    """Serve the assistant as MCP tools over stdio (for desktop agents)."""
+    from server.app import check_startable
+    from server.mcp import run_stdio
+
+    settings = _settings(ctx, index_dir=index_dir, seeds_dir=seeds_dir)
+    check_startable(settings)
+    run_stdio(settings)
+
+
 @cli.command("serve")
 @click.option("--host", help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8000).")

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="Bearer token for POST /v1/index/rebuild (unset: loopback clients only)."
     )
+    api_key: SecretStr | None = Field(
+        None, description="Bearer key the OpenAI-compatible routes require (unset: open)."
+    )
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins (off).")
     watch: bool = Field(False, description="Watch seeds_dir and rebuild on change.")
     debounce_ms: int = Field(500, ge=0, description="Quiet time before a watched change rebuilds.")

@@ -1,9 +1,11 @@
 """The HTTP API: `create_app(settings)` for tests and embedding, `serve(settings)` for `rag serve`.
 
 This module only assembles the service: the shared state lives in `server.runtime` (loading,
-index refresh, thread pools), the error shapes in `server.errors`, and the routes in
-`server.routes` (one router per area). Middleware order: request context (ids, size limit,
-metrics, 500s) is outermost so it covers everything, CORS (when configured) inside it.
+index refresh, thread pools), the native error shapes in `server.errors`, the routes in
+`server.routes` (one router per area, OpenAI-compatible ones included), and the MCP tools,
+mounted at `/mcp` with their session manager run inside the app's lifespan, in `server.mcp`.
+Middleware order: request context (ids, size limit, metrics, 500s) is outermost so it covers
+everything, CORS (when configured) inside it.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from rag.errors import IndexError_
 from rag.settings import Settings
 from server import web
 from server.errors import install_error_handlers
+from server.mcp import mount_http
 from server.middleware import RequestContextMiddleware
-from server.routes import documents, index, ops, questions
+from server.routes import documents, index, openai, ops, questions
 from server.runtime import Runtime
 
 logger = logging.getLogger("server")
@@ -32,10 +35,11 @@ logger = logging.getLogger("server")
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
     """An app over `settings`; with `assistant` given it is ready at once (tests, embedding)."""
     runtime = Runtime(settings, assistant)
+    mcp_routes, mcp_lifespan = mount_http(runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as tg:
+        async with mcp_lifespan(), anyio.create_task_group() as tg:
             tg.start_soon(runtime.run)
             yield
             runtime.stopping.set()
@@ -50,8 +54,9 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         redoc_url=None,
     )
     app.state.runtime = runtime
-    for module in (questions, documents, index, ops, web):
+    for module in (questions, documents, index, ops, openai, web):
         app.include_router(module.router)
+    app.router.routes.extend(mcp_routes)  # POST/GET/DELETE /mcp (streamable HTTP)
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -1,0 +1,344 @@
+"""The assistant as Model Context Protocol tools, built with the official SDK's FastMCP.
+
+Tools: `search_articles`, `ask`, `get_document` (whole text or a `[start, end)` span) and
+`list_documents` (filters: source, date range, title text; paged). The input schemas of
+`search_articles` and `ask` are generated from the HTTP API's own request models
+(`SearchRequest`, `AskRequest` = `rag.models.SearchQuery` / `Query` plus HTTP's question rule),
+and arguments are validated by those models, so a bad argument is a tool error naming the field.
+Every result is structured content (the same models the HTTP API returns) plus a readable text.
+
+Two transports share the tools: stdio (`rag mcp`, `run_stdio`), where the index is opened in
+this process, and streamable HTTP mounted at `/mcp` in `rag serve` (`mount_http`), where the
+tools use the server's runtime (batched embedding, the CPU pool, hot-swapped index versions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime as dt
+import inspect
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, Field, ValidationError
+
+from rag.errors import RagError
+from rag.models import Answer, Document, Filters, SearchResult
+from rag.settings import Settings
+from server.errors import ApiError
+from server.schemas import AskRequest, DocumentInfo, DocumentPage, SearchRequest
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from rag.assistant import Assistant
+    from server.runtime import Runtime
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+INSTRUCTIONS = (
+    "Questions about a folder of news articles, answered with exact citations. Use `ask` for "
+    "an answer (every [n] marker cites document.text[start:end] == quote), `search_articles` "
+    "for ranked passages, `list_documents` to browse, `get_document` to read a document or a "
+    "cited span (pass the citation's start and end)."
+)
+
+
+class Backend:
+    """Where the tools get the assistant and run blocking work (a subclass per transport)."""
+
+    async def assistant(self) -> Assistant:
+        raise NotImplementedError
+
+    async def run(self, fn: Callable[..., T], *args: Any, blocking_io: bool = False) -> T:
+        raise NotImplementedError
+
+
+class RuntimeBackend(Backend):
+    """Inside `rag serve`: the HTTP runtime's assistant, pool and batcher."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def assistant(self) -> Assistant:
+        return self.runtime.ready()
+
+    async def run(self, fn: Callable[..., T], *args: Any, blocking_io: bool = False) -> T:
+        return await self.runtime.compute(fn, *args, blocking_io=blocking_io)
+
+
+class LocalBackend(Backend):
+    """`rag mcp`: the model and index load on a thread at startup; tools wait for them."""
+
+    def __init__(self, settings: Settings) -> None:
+        from server.runtime import open_assistant
+
+        self._loaded: concurrent.futures.Future[Assistant] = concurrent.futures.Future()
+
+        def load() -> None:
+            try:
+                self._loaded.set_result(open_assistant(settings))
+            except BaseException as exc:  # surfaced by every tool call
+                self._loaded.set_exception(exc)
+
+        threading.Thread(target=load, name="rag-mcp-load", daemon=True).start()
+
+    async def assistant(self) -> Assistant:
+        return await asyncio.wrap_future(self._loaded)
+
+    async def run(self, fn: Callable[..., T], *args: Any, blocking_io: bool = False) -> T:
+        return await anyio.to_thread.run_sync(fn, *args)
+
+
+# --------------------------------------------------------------------------- results
+
+
+class DocumentSpan(DocumentInfo):
+    """A document's text, or the `[start, end)` span of it: `text == document.text[start:end]`."""
+
+    start: int
+    end: int
+    text: str
+
+
+def _answer_text(answer: Answer) -> str:
+    from server.chat import message_content, short_answer_of
+
+    short = short_answer_of(answer)
+    lines = [message_content(answer)]
+    if short:
+        lines.insert(0, f"Short answer: {short}\n")
+    for c in answer.citations:
+        lines.append(f'[{c.n}] {c.doc_id} [{c.start}:{c.end}] "{c.quote}"')
+    return "\n".join(lines)
+
+
+def _search_text(result: SearchResult) -> str:
+    if not result.passages:
+        return "No passages found."
+    return "\n\n".join(
+        f"{p.rank}. {p.title} ({p.doc_id} [{p.start}:{p.end}], score {p.score:.3f})\n{p.text}"
+        for p in result.passages
+    )
+
+
+def _page_text(page: DocumentPage) -> str:
+    head = f"{page.total} documents match; showing {len(page.items)} from offset {page.offset}."
+    rows = [
+        f"- {d.id}: {d.title} ({d.source or 'unknown source'}, {d.date or 'undated'})"
+        for d in page.items
+    ]
+    return "\n".join([head, *rows])
+
+
+def _span_text(span: DocumentSpan) -> str:
+    return f"{span.title} ({span.id} [{span.start}:{span.end}] of {span.length})\n\n{span.text}"
+
+
+def _result(model: BaseModel, text: str) -> CallToolResult:
+    """Structured content (the model) plus a readable text, as one tool result."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=model.model_dump(mode="json"),
+    )
+
+
+def _tool_error(exc: Exception) -> ToolError:
+    """A user-facing tool error: the field and reason, or why the service cannot answer."""
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        return ToolError(f"invalid {where}: {str(err['msg']).removeprefix('Value error, ')}")
+    if isinstance(exc, ApiError):
+        return ToolError(exc.message)
+    if isinstance(exc, RagError):  # QuestionError included: its message names the problem
+        field = getattr(exc, "field", None)
+        return ToolError(f"invalid {field}: {exc}" if field else str(exc))
+    raise exc
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def _model_tool(
+    name: str,
+    model: type[M],
+    impl: Callable[[M], Awaitable[CallToolResult]],
+    output: type[BaseModel],
+    *,
+    exclude: tuple[str, ...] = (),
+) -> Callable[..., Awaitable[CallToolResult]]:
+    """A tool function whose parameters are `model`'s fields (so its input schema is the
+    model's), validating its arguments with `model` (validators included) before `impl`."""
+
+    async def tool(**kwargs: Any) -> CallToolResult:
+        try:
+            return await impl(model(**kwargs))
+        except (ValidationError, RagError, ApiError) as exc:
+            raise _tool_error(exc) from None
+
+    tool.__name__ = tool.__qualname__ = name
+    params = []
+    for field_name, field in model.model_fields.items():
+        if field_name in exclude:
+            continue
+        # The constraints and description travel; the default goes on the parameter.
+        info = Field(description=field.description, examples=field.examples)
+        required = field.is_required()
+        params.append(
+            inspect.Parameter(
+                field_name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if required else field.default,
+                annotation=Annotated[(field.annotation, *field.metadata, info)],
+            )
+        )
+    tool.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        params, return_annotation=Annotated[CallToolResult, output]
+    )
+    return tool
+
+
+def _list_filter(
+    docs: list[Document],
+    source: str | None,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    title_contains: str | None,
+) -> list[Document]:
+    """The documents matching every given condition (an undated one fails any date bound)."""
+
+    def keep(d: Document) -> bool:
+        if source and source.lower() not in (d.source or "").lower():
+            return False
+        if title_contains and title_contains.lower() not in d.title.lower():
+            return False
+        if not (date_from or date_to):
+            return True
+        if not d.date:
+            return False
+        day = dt.date.fromisoformat(d.date)
+        return not ((date_from and day < date_from) or (date_to and day > date_to))
+
+    return [d for d in docs if keep(d)]
+
+
+def build_mcp(backend: Backend, settings: Settings) -> MCPServer:
+    """The MCP server with the four tools over `backend`."""
+    mcp = MCPServer("rag-articles", instructions=INSTRUCTIONS, log_level="WARNING")
+
+    async def search_impl(req: SearchRequest) -> CallToolResult:
+        assistant = await backend.assistant()
+        result = await backend.run(lambda: assistant.search(req))
+        return _result(result, _search_text(result))
+
+    async def ask_impl(req: AskRequest) -> CallToolResult:
+        assistant = await backend.assistant()
+        query = req.query()
+        uses_llm = (query.answerer or settings.answerer) == "llm"
+        answer = await backend.run(lambda: assistant.ask(query), blocking_io=uses_llm)
+        return _result(answer, _answer_text(answer))
+
+    mcp.add_tool(
+        _model_tool("search_articles", SearchRequest, search_impl, SearchResult),
+        description="Rank passages of the articles for a question (no answer). Each passage "
+        "has its document id and exact [start, end) offsets into the document text.",
+    )
+    mcp.add_tool(
+        _model_tool("ask", AskRequest, ask_impl, Answer, exclude=("stream",)),
+        description="Answer a question from the articles: the answer with [n] markers, its "
+        "citations (doc_id, title, start, end, quote == document text[start:end]) and, when "
+        "there is one, a short answer. Says so when the articles don't answer it.",
+    )
+    mcp.add_tool(_document_tool(backend))
+    mcp.add_tool(_list_tool(backend))
+    return mcp
+
+
+def _document_tool(backend: Backend) -> Callable[..., Awaitable[CallToolResult]]:
+    async def get_document(
+        doc_id: Annotated[str, Field(description="A document id (from search, ask or list).")],
+        start: Annotated[int | None, Field(ge=0, description="Span start (default 0).")] = None,
+        end: Annotated[int | None, Field(ge=0, description="Span end (default: the end).")] = None,
+    ) -> Annotated[CallToolResult, DocumentSpan]:
+        """A document's metadata and text, or only the span [start, end) of it (e.g. a
+        citation's). Offsets are characters of the text every citation refers to."""
+        try:
+            doc = (await backend.assistant()).document(doc_id)
+        except (RagError, ApiError) as exc:
+            raise _tool_error(exc) from None
+        if doc is None:
+            raise ToolError(f"invalid doc_id: no document {doc_id!r} in the index")
+        lo = 0 if start is None else start
+        hi = len(doc.text) if end is None else end
+        if hi > len(doc.text) or lo > hi:
+            raise ToolError(
+                f"invalid span: need 0 <= start <= end <= {len(doc.text)}, got [{lo}, {hi})"
+            )
+        info = DocumentInfo.of(doc).model_dump()
+        span = DocumentSpan(**info, start=lo, end=hi, text=doc.text[lo:hi])
+        return _result(span, _span_text(span))
+
+    return get_document
+
+
+def _list_tool(backend: Backend) -> Callable[..., Awaitable[CallToolResult]]:
+    async def list_documents(
+        source: Annotated[str | None, Field(description="Source contains (any case).")] = None,
+        date_from: Annotated[dt.date | None, Field(description=_DATE_FROM)] = None,
+        date_to: Annotated[dt.date | None, Field(description=_DATE_TO)] = None,
+        title_contains: Annotated[
+            str | None, Field(description="Title contains (any case).")
+        ] = None,
+        offset: Annotated[int, Field(ge=0, description="Documents to skip.")] = 0,
+        limit: Annotated[int, Field(ge=1, le=1000, description="Page size.")] = 50,
+    ) -> Annotated[CallToolResult, DocumentPage]:
+        """The indexed documents (id, title, source, date, length), filtered and paged."""
+        try:
+            docs = (await backend.assistant()).documents()
+        except (RagError, ApiError) as exc:
+            raise _tool_error(exc) from None
+        docs = _list_filter(docs, source, date_from, date_to, title_contains)
+        items = [DocumentInfo.of(d) for d in docs[offset : offset + limit]]
+        page = DocumentPage(total=len(docs), offset=offset, limit=limit, items=items)
+        return _result(page, _page_text(page))
+
+    return list_documents
+
+
+_DATE_FROM = Filters.model_fields["date_from"].description
+_DATE_TO = Filters.model_fields["date_to"].description
+_TITLE = "Title contains (any case)."
+
+
+# --------------------------------------------------------------------------- transports
+
+
+def run_stdio(settings: Settings) -> None:
+    """`rag mcp`: serve the tools over stdin/stdout until the client closes them."""
+    build_mcp(LocalBackend(settings), settings).run("stdio")
+
+
+McpLifespan = Callable[[], contextlib.AbstractAsyncContextManager[None]]
+
+
+def mount_http(runtime: Runtime) -> tuple[list[BaseRoute], McpLifespan]:
+    """The `/mcp` streamable-HTTP route for `rag serve`, and the context manager that runs its
+    session manager (entered inside the app's lifespan: it can run once per app)."""
+    mcp = build_mcp(RuntimeBackend(runtime), runtime.settings)
+    app = mcp.streamable_http_app(streamable_http_path="/mcp", host=runtime.settings.host)
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with mcp.session_manager.run():
+            yield
+
+    return list(app.routes), lifespan
