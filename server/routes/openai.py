@@ -31,7 +31,7 @@ from fastapi.security import HTTPBearer
 from rag.assistant import StreamEvent
 from rag.errors import QuestionError, RagError
 from rag.models import Answer, Query
-from rag.tokens import count_cl100k
+from rag.tokens import cl100k
 from server.chat import (
     Plan,
     chat_citations,
@@ -199,15 +199,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, rt: Ru
     )
     # A follow-up without an LLM is embedded with the turn before it (`server.chat`).
     vector, _ = await rt.embed(plan.context or query.question)
-    # Token counts (tiktoken; its first use loads a table) stay off the event loop.
-    meta = _Meta(body, assistant.snapshot.version, await rt.compute(_prompt_tokens, turns))
+    meta = _Meta(body, assistant.snapshot.version, turns)
     if body.stream:
         events = assistant.stream_ask(query, query_vector=vector)
         return await _stream(rt, events, meta, uses_llm, request_id_of(request.scope))
-    answer = await rt.compute(
-        lambda: assistant.ask(query, query_vector=vector), blocking_io=uses_llm
+    # One trip to the pool, as on /v1/ask: the answer and its formatting (token counts).
+    return await rt.compute(
+        lambda: _completion(assistant.ask(query, query_vector=vector), meta), blocking_io=uses_llm
     )
-    return await rt.compute(_completion, answer, meta)
 
 
 async def _plan(rt: Runtime, body: ChatCompletionRequest, turns: list[str]) -> Plan:
@@ -224,20 +223,21 @@ async def _plan(rt: Runtime, body: ChatCompletionRequest, turns: list[str]) -> P
 class _Meta:
     """What every response or chunk of one completion shares."""
 
-    def __init__(self, body: ChatCompletionRequest, version: str | None, prompt_tokens: int):
+    def __init__(self, body: ChatCompletionRequest, version: str | None, turns: list[str]):
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = body.model
         self.fingerprint = version
-        self.prompt_tokens = prompt_tokens
+        self.turns = turns
         self.include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     def usage(self, content: str) -> Usage:
-        completion = count_cl100k([content])[0]
+        """Tokens in tiktoken's cl100k: the user turns read, and the message written."""
+        enc = cl100k()  # encode_ordinary: no thread pool per call, unlike the batch API
+        prompt = sum(len(enc.encode_ordinary(t)) for t in self.turns)
+        completion = len(enc.encode_ordinary(content))
         return Usage(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=completion,
-            total_tokens=self.prompt_tokens + completion,
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
         )
 
     def chunk(self, choices: list[ChunkChoice], **extra: Any) -> str:
@@ -250,10 +250,6 @@ class _Meta:
             **extra,
         )
         return _data(chunk.model_dump(mode="json", exclude_none=True))
-
-
-def _prompt_tokens(turns: list[str]) -> int:
-    return sum(count_cl100k(turns))
 
 
 def _completion(answer: Answer, meta: _Meta) -> ChatCompletion:
@@ -286,8 +282,8 @@ async def _stream(
                 kind, value = item
                 if kind == "delta" and value:
                     yield meta.chunk([ChunkChoice(delta=Delta(content=value))])
-                elif kind == "done":
-                    for chunk in _closing_chunks(value, meta):
+                elif kind == "done":  # token counts (tiktoken) stay off the event loop
+                    for chunk in await rt.compute(lambda v=value: list(_closing_chunks(v, meta))):
                         yield chunk
         except Exception as exc:
             converted = _as_openai_error(exc)
