@@ -69,6 +69,11 @@ def test_documents_view_search_and_open(page: Page, api: httpx.Client) -> None:
     assert text_of(page, "#doc-article .article-body") == full["text"]
     expect(panel).to_contain_text(f"{len(full['text']):,} characters")
     shot(page, "11-document-open")
+    # A citation's link (what opening [n] in a new tab loads) marks the span in the article.
+    page.goto(f"/?view=documents&open={doc['id']}&start=337&end=593")
+    mark = page.locator("#doc-article mark")
+    expect(mark).to_be_in_viewport()
+    assert mark.evaluate("n => n.textContent") == full["text"][337:593]
     page.get_by_label("Search titles, ids and sources").fill("no such words anywhere")
     page.get_by_label("Search titles, ids and sources").press("Enter")
     expect(rows).to_have_count(1)
