@@ -263,3 +263,7 @@ def test_keyboard_only(page: Page, api: httpx.Client) -> None:
     page.keyboard.press("Enter")
     assert_cited_span(page, first, api)
     shot(page, "13-keyboard")
+    tab_to(page, "n.getAttribute('aria-label') === 'Close the article'")
+    page.keyboard.press("Escape")  # closes the article; focus goes back to the answer
+    expect(page.locator("#ask-article mark")).to_have_count(0)
+    expect(page.locator("#answer-title")).to_be_focused()
