@@ -15,9 +15,9 @@ $(BIN)/rag: pyproject.toml constraints.txt
 	touch $(BIN)/rag
 
 setup: $(BIN)/rag
-	@# The browser tests (tests/test_web.py) drive Debian's chromium; Playwright never downloads one.
+	@# The browser tests (tests/test_web*.py) drive Debian's chromium; Playwright never downloads one.
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
-		|| echo "could not install chromium (not root?): tests/test_web.py will fail until it is" >&2
+		|| echo "could not install chromium (not root?): the browser tests (tests/test_web*.py) will fail until it is" >&2
 
 serve: setup
 	$(BIN)/rag index

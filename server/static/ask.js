@@ -264,7 +264,11 @@ export function shows(q) {
 export function initAsk() {
   askViewer = makeViewer($("ask-article"),
     "Select a marker such as [1] to read the cited passage in its article.",
-    () => { state.activeCite = null; });
+    () => {
+      state.activeCite = null;
+      for (const node of document.querySelectorAll(".cite.active, .citations li.active")) node.classList.remove("active");
+      $("answer-title").focus();
+    });
   $("ask-form").addEventListener("submit", (e) => { e.preventDefault(); ask(); });
   $("opt-reset").addEventListener("click", () => {
     const dflt = defaults();

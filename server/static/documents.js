@@ -86,7 +86,12 @@ function goDocPage(delta) {
 }
 
 export function initDocuments() {
-  docViewer = makeViewer($("doc-article"), "Select a title to read the article.", () => markActiveRow(null));
+  docViewer = makeViewer($("doc-article"), "Select a title to read the article.", () => {
+    const row = $("doc-rows").querySelector("tr.active button");
+    markActiveRow(null);
+    if (row) row.focus();
+    else $("documents-title").focus();
+  });
   $("doc-search").addEventListener("submit", (e) => {
     e.preventDefault();
     const params = new URLSearchParams({ view: "documents" });

@@ -19,8 +19,8 @@ export function makeViewer(root, placeholderText, onClose) {
   function render(doc, span) {
     const text = doc.text;
     const hasSpan = span && Number.isInteger(span.start) && Number.isInteger(span.end);
-    const close = el("button", { type: "button", class: "secondary close",
-      "aria-label": "Close the article", onclick: () => { clear(); if (onClose) onClose(); } }, "×");
+    const closeButton = el("button", { type: "button", class: "secondary close",
+      "aria-label": "Close the article", onclick: close }, "×");
     const about = [
       ["Source", doc.source || "not stated"],
       ["Date", doc.date || "not stated"],
@@ -31,7 +31,7 @@ export function makeViewer(root, placeholderText, onClose) {
     if (hasSpan) about.push([span.label || "Highlighted", `characters ${fmt.int(span.start)}–${fmt.int(span.end)}`]);
     const head = el("div", { class: "article-head" },
       el("h2", { id: `${root.id}-title`, text: doc.title }),
-      close,
+      closeButton,
       el("dl", { class: "article-meta" },
       about.filter(Boolean).map(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)])));
     const body = el("div", { class: "article-body", tabindex: "0", role: "region",
@@ -90,6 +90,15 @@ export function makeViewer(root, placeholderText, onClose) {
     }
   }
 
+  /** Close (the × button, or Escape inside the panel); the caller decides where focus goes. */
+  function close() {
+    clear();
+    if (onClose) onClose();
+  }
+
+  root.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !root.classList.contains("empty")) close();
+  });
   clear();
   return { show, clear };
 }
