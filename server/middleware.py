@@ -14,6 +14,7 @@ Pure ASGI rather than `BaseHTTPMiddleware` so streamed (SSE) responses pass thro
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -170,3 +171,14 @@ async def _send_json(send: Send, status: int, data: dict[str, Any]) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def is_loopback(host: str) -> bool:
+    """A loopback client address (IPv4-mapped IPv6 included)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback

@@ -13,7 +13,6 @@ defaults, and whether this client may start a rebuild); it works while the model
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -25,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 from rag.models import Document
 from rag.settings import Settings
+from server.middleware import is_loopback
 
 STATIC_DIR = Path(__file__).parent / "static"
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -68,13 +68,7 @@ def rebuild_access(settings: Settings, host: str) -> Literal["allowed", "token",
     """Mirrors the rebuild route's rule: the admin token when one is set, else loopback only."""
     if settings.admin_token and settings.admin_token.get_secret_value():
         return "token"
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return "forbidden"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return "allowed" if ip.is_loopback else "forbidden"
+    return "allowed" if is_loopback(host) else "forbidden"
 
 
 @router.get(

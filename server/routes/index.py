@@ -7,7 +7,6 @@ time); without one, only loopback clients may start it.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -15,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rag.settings import Settings
 from server.errors import ApiError, error_responses
+from server.middleware import is_loopback
 from server.runtime import RuntimeDep
 from server.schemas import IndexStatus, RebuildAccepted
 
@@ -79,15 +79,5 @@ def _authorize(
             )
         return
     host = request.client.host if request.client else ""
-    if not _is_loopback(host):
+    if not is_loopback(host):
         raise ApiError(403, "forbidden", "without an admin token only loopback clients may rebuild")
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
