@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from rag.models import (
 )
 from rag.retrieval import Snapshot, retrieve
 from rag.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from rag.llm import LlmClient
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,8 @@ class Assistant:
         self._snapshot = snapshot
         self._reload = threading.Lock()
         self.last_reload_error: str | None = None
+        self._llm: LlmClient | None = None  # built on first LLM answer (see llm_client)
+        self._llm_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -299,10 +304,10 @@ class Assistant:
             )
 
         if q.answerer == "llm":
-            from rag.llm import stream_llm_answer
+            from rag.llm import stream_answer
 
             draft: AnswerDraft | None = None
-            for item in stream_llm_answer(self.settings, q.question, passages, extractive):
+            for item in stream_answer(self.llm_client(), q.question, passages, extractive):
                 if isinstance(item, str):
                     yield "delta", item
                 else:
@@ -319,3 +324,14 @@ class Assistant:
             "total": _ms(t3 - t0),
         }
         yield "done", draft.to_answer(q.question, passages, q.mode, timings)
+
+    def llm_client(self) -> LlmClient:
+        """The one LLM client of this assistant (its connection pool is shared by all
+        questions), built from the settings on first use; thread-safe."""
+        if self._llm is None:
+            with self._llm_lock:
+                if self._llm is None:
+                    from rag.llm import LlmClient
+
+                    self._llm = LlmClient.from_settings(self.settings)
+        return self._llm

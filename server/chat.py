@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.models import Answer, Citation
-from rag.settings import Settings
 from server.openai_schemas import ChatCitation, ChatMessage, OpenAIError
+
+if TYPE_CHECKING:
+    from rag.llm import LlmClient
 
 logger = logging.getLogger("server")
 
@@ -86,11 +88,9 @@ def rule_plan(turns: list[str], max_chars: int) -> Plan:
     return Plan(question, context=f"{previous} {question}")
 
 
-def rewrite_question(settings: Settings, messages: list[ChatMessage]) -> str | None:
+def rewrite_question(client: LlmClient, messages: list[ChatMessage], max_chars: int) -> str | None:
     """One LLM call turning the conversation's last question into a standalone one; None when
     the LLM fails or answers nothing usable. The only use of `rag.llm` here: its client."""
-    from rag.llm import _generate
-
     lines = []
     for m in messages[-REWRITE_TURNS:]:
         if m.role in ("user", "assistant"):
@@ -101,12 +101,12 @@ def rewrite_question(settings: Settings, messages: list[ChatMessage]) -> str | N
         {"role": "user", "content": "\n".join(lines)},
     ]
     try:
-        text = "".join(_generate(settings, prompt)).strip()
+        text = "".join(client.generate(prompt)).strip()
     except Exception as exc:  # LLMFailure (reason already safe) or anything unexpected
         logger.warning("follow-up rewrite failed, using the two-turn rule: %s", exc)
         return None
     line = text.splitlines()[0].strip().strip('"') if text else ""
-    return line[: settings.max_question_chars] or None
+    return line[:max_chars] or None
 
 
 def _plain(content: Any) -> str:

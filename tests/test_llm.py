@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from rag import llm
 from rag.answering import ABSTAIN_TEXT
 from rag.assistant import Assistant
 from rag.embedding import Embedder
@@ -22,9 +21,12 @@ from rag.llm import (
     MESSAGE_OVERHEAD_TOKENS,
     REPLY_PRIMING_TOKENS,
     CitationRewriter,
+    ReasoningFilter,
     build_messages,
     stream_llm_answer,
 )
+from rag.llm import client as llm_client
+from rag.llm import prompt as llm_prompt
 from rag.models import Answer, AnswerDraft
 from rag.sentences import split_sentences
 from rag.settings import Settings
@@ -72,7 +74,7 @@ def assert_citations_exact(a: Assistant, answer: Answer) -> None:
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record backoff waits instead of sleeping."""
     waits: list[float] = []
-    monkeypatch.setattr(llm, "_sleep", waits.append)
+    monkeypatch.setattr(llm_client, "_sleep", waits.append)
     return waits
 
 
@@ -93,7 +95,7 @@ def test_small_window_packs_whole_sentences_in_rank_order(
     messages, packed = build_messages(settings, QUESTION, passages)
     used = exact_prompt_tokens(messages)
     assert used + settings.llm_max_tokens <= window
-    assert used == llm.prompt_tokens(messages)
+    assert used == llm_prompt.prompt_tokens(messages)
 
     assert packed, "at least the top passage's first sentences fit"
     ranks = [p.passage.rank for p in packed]
@@ -114,9 +116,9 @@ def test_small_window_packs_whole_sentences_in_rank_order(
     for cut in (p for p in packed if p.truncated):
         ends = sorted(s.end for s in split_sentences(cut.passage.text))
         nxt = next(e for e in ends if e > cut.end - cut.passage.start)
-        block = llm._block(cut.n, cut.passage, cut.text)
+        block = llm_prompt._block(cut.n, cut.passage, cut.text)
         assert user.count(block) == 1
-        longer = user.replace(block, llm._block(cut.n, cut.passage, cut.passage.text[:nxt]))
+        longer = user.replace(block, llm_prompt._block(cut.n, cut.passage, cut.passage.text[:nxt]))
         bigger = [messages[0], {"role": "user", "content": longer}]
         assert exact_prompt_tokens(bigger) + settings.llm_max_tokens > window
 
@@ -242,6 +244,40 @@ def test_rewriter_is_independent_of_how_text_is_split(size: int) -> None:
     assert r.dropped == 2 and r.mapping == {3: 1, 1: 2, 2: 3}
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8])
+def test_reasoning_filter_is_independent_of_how_text_is_split(size: int) -> None:
+    text = "<think>plan: cite [9]</think>\n\nA [1] <b>. <THINK>more</Think>B <thin end <think>open"
+    r = ReasoningFilter()
+    out = "".join(r.feed(text[i : i + size]) for i in range(0, len(text), size)) + r.flush()
+    assert out == "\n\nA [1] <b>. B <thin end "
+    assert r.stripped
+
+
+def test_reasoning_block_is_stripped_before_citations(
+    assistant: Assistant, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.answer(
+        "<think>The user asks who chairs it. Passage [7] does not exist, [1] says Adel."
+        "</think>\n\nAdel Al-Asoumi chairs the Arab Parliament [1]."
+    )
+    events = list(llm_assistant(assistant, fake_llm.base_url).stream_ask(QUESTION, answerer="llm"))
+    deltas = [v for k, v in events if k == "delta"]
+    answer = events[-1][1]
+    assert answer.answer == "Adel Al-Asoumi chairs the Arab Parliament [1]."
+    assert "".join(deltas).strip() == answer.answer and "think" not in "".join(deltas)
+    assert not answer.fallback and answer.answerer == "llm"
+    assert answer.dropped_citations == 0  # the [7] inside the reasoning is not counted
+    assert_citations_exact(assistant, answer)
+
+
+def test_unterminated_reasoning_falls_back(assistant: Assistant, fake_llm: FakeOpenAI) -> None:
+    fake_llm.answer("<think>Let me consider passage [1] and then passage [2] and")
+    answer = llm_assistant(assistant, fake_llm.base_url).ask(QUESTION, answerer="llm")
+    assert answer.fallback and answer.answerer == "extractive"
+    assert answer.fallback_reason == "LLM answer was only reasoning, no answer"
+    assert answer.answer == assistant.ask(QUESTION).answer
+
+
 # ------------------------------------------------------------------------------ fallbacks
 
 
@@ -262,7 +298,7 @@ def test_connection_refused_falls_back(assistant: Assistant, sleeps: list[float]
     answer = a.ask(QUESTION, answerer="llm")
     assert answer.fallback
     assert answer.fallback_reason == "could not connect to the LLM server (after 3 attempts)"
-    assert len(sleeps) == 2 and 0 < sleeps[0] < sleeps[1] <= llm.BACKOFF_MAX_S
+    assert len(sleeps) == 2 and 0 < sleeps[0] < sleeps[1] <= llm_client.BACKOFF_MAX_S
 
 
 def test_server_error_is_retried_then_falls_back(
@@ -394,9 +430,9 @@ def test_no_passages_abstains_without_calling_the_llm(fake_llm: FakeOpenAI) -> N
 
 
 def test_endpoint_keeps_query_and_accepts_full_path() -> None:
-    assert llm._endpoint("http://h:1/v1/") == "http://h:1/v1/chat/completions"
-    assert llm._endpoint("http://h/v1/chat/completions") == "http://h/v1/chat/completions"
-    assert llm._endpoint("https://h/openai?api-version=1") == (
+    assert llm_client._endpoint("http://h:1/v1/") == "http://h:1/v1/chat/completions"
+    assert llm_client._endpoint("http://h/v1/chat/completions") == "http://h/v1/chat/completions"
+    assert llm_client._endpoint("https://h/openai?api-version=1") == (
         "https://h/openai/chat/completions?api-version=1"
     )
 

@@ -214,7 +214,13 @@ async def _plan(rt: Runtime, body: ChatCompletionRequest, turns: list[str]) -> P
     else answered by the two-turn rule (`server.chat`)."""
     limit = rt.settings.max_question_chars
     if len(turns) > 1 and rt.settings.llm_base_url:
-        rewritten = await rt.compute(rewrite_question, rt.settings, body.messages, blocking_io=True)
+        rewritten = await rt.compute(
+            rewrite_question,
+            rt.ready().llm_client(),
+            body.messages,
+            rt.settings.max_question_chars,
+            blocking_io=True,
+        )
         if rewritten:
             return Plan(rewritten, rewritten=True)
     return rule_plan(turns, limit)
