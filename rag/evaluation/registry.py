@@ -156,6 +156,13 @@ METRICS: tuple[Metric, ...] = (
         summarise=lambda records: mean(r.f1 for r in _answerable(records)),
     ),
     Metric(
+        "llm_fallback",
+        "LLM answer fell back",
+        flag="max-llm-fallback",
+        flag_help="share of LLM answers replaced by the extractive fallback",
+        score=lambda a, q: a.fallback,
+    ),
+    Metric(
         "citation_source",
         "cite only listed sources",
         section="citations",
