@@ -232,7 +232,9 @@ def test_follow_up_with_llm_is_rewritten_first(
 ) -> None:
     fake_llm.answer("Who did Hossein Amirabdollahian talk to on the phone?")
     settings = seeds_settings.with_overrides(llm_base_url=fake_llm.base_url, llm_model="fake")
-    with live_server(create_app(settings, assistant)) as base:
+    # the server and its assistant share one configuration (as `rag serve` builds them)
+    with_llm = Assistant(settings, assistant.snapshot, assistant.embedder)
+    with live_server(create_app(settings, with_llm)) as base:
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
         assert [m.id for m in client.models.list()] == [MODEL, "rag-llm"]
         done = client.chat.completions.create(
