@@ -38,6 +38,7 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
     """The settings that change chunks or vectors; any difference forces a full rebuild."""
     return {
         "model": settings.model,
+        "embed_backend": settings.embed_backend,
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap": settings.chunk_overlap,
         "chunker_version": CHUNKER_VERSION,

@@ -28,6 +28,14 @@ class Settings(BaseSettings):
         DEFAULT_MODEL,
         description="Embedding model: the bundled default, a local folder, or a hub name.",
     )
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx",
+        description="Embedding engine: PyTorch, ONNX Runtime, or ONNX Runtime with int8 weights.",
+    )
+    onnx_cache: Path = Field(
+        Path("~/.cache/rag-articles/onnx"),
+        description="Where the ONNX export of the model is cached (made once, offline).",
+    )
     chunk_tokens: int = Field(
         128,
         ge=16,
