@@ -315,8 +315,8 @@ def read_data(path: Path) -> IndexData:
             ).fetchall()
         finally:
             con.close()
-        chunk_vectors = np.load(path / "chunk_vectors.npy")
-        sentence_vectors = np.load(path / "sentence_vectors.npy")
+        chunk_vectors = np.load(path / "chunk_vectors.npy", mmap_mode="r")
+        sentence_vectors = np.load(path / "sentence_vectors.npy", mmap_mode="r")
     except (OSError, ValueError, KeyError, sqlite3.Error) as exc:
         raise IndexError_(
             f"index at {path} is corrupt ({exc.__class__.__name__}: {exc}): "
