@@ -142,11 +142,8 @@ def quality() -> None:
         if not path.exists():
             print(f"  {b:10s} (no report: run with --eval)")
             continue
-        summary = json.loads(path.read_text())["summaries"][0]
-        metrics = summary.get("metrics", summary)
-        print(
-            f"  {b:10s} {metrics['recall200']:11.3f} {metrics['hit1']:7.3f} {metrics['mrr']:7.3f}"
-        )
+        m = json.loads(path.read_text())["files"][0]["modes"]["hybrid"]["metrics"]
+        print(f"  {b:10s} {m['recall@200w']:11.3f} {m['hit@1']:7.3f} {m['mrr@10']:7.3f}")
 
 
 def main() -> None:
