@@ -4,6 +4,9 @@ Chunks are encoded in one forward pass that yields both the chunk vector and, fr
 token embeddings, a vector per sentence of the chunk (mean of the sentence's tokens, in the
 chunk's context). Answer sentences are then scored against the question at query time with no
 further model call, which keeps a question within a few milliseconds of the query embedding.
+
+The forward pass itself is an engine from `rag.embedders` (torch, onnx or onnx-int8, chosen by
+`RAG_EMBED_BACKEND`); tokenisation, mean pooling and sentence pooling live here, shared by all.
 """
 
 from __future__ import annotations
