@@ -116,6 +116,10 @@ class Embedder:
         """
         if not texts:
             return np.zeros((0, self.dim), np.float32)
+        if self.backend == "onnx-int8" and len(texts) > 1:
+            # int8 activation scales are per batch: one call per question keeps its vector
+            # independent of whatever else the server happened to batch with it
+            return np.concatenate([self.encode_queries([t]) for t in texts])
         tok, _offsets, mask = self._forward(texts)
         return _mean_pool(tok, mask)
 

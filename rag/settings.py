@@ -29,7 +29,7 @@ class Settings(BaseSettings):
         description="Embedding model: the bundled default, a local folder, or a hub name.",
     )
     embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "onnx",
+        "onnx-int8",
         description="Embedding engine: PyTorch, ONNX Runtime, or ONNX Runtime with int8 weights.",
     )
     onnx_cache: Path = Field(

@@ -135,11 +135,11 @@ def test_noop_index_imports_no_engine(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
 
 
-def test_onnx_vectors_do_not_depend_on_batch_mates(engines: dict[str, Embedder]) -> None:
-    """Why the default is fp32 onnx: a question gets the same vector alone or micro-batched
-    with long texts (int8's dynamic activation scales are per batch: cosine ≈ 0.992 measured)."""
+def test_query_vectors_do_not_depend_on_batch_mates(engines: dict[str, Embedder]) -> None:
+    """A question gets the same vector alone or micro-batched with long texts (int8's dynamic
+    activation scales are per batch, cosine ≈ 0.992 batched, so it embeds questions one by one)."""
     long_texts = ["The minister said the talks would resume next week in Geneva. " * 12] * 3
-    for backend in ("torch", "onnx"):
+    for backend in ("torch", "onnx", "onnx-int8"):
         e = engines[backend]
         alone = e.encode_queries(QUESTIONS[:2])
         single = np.stack([e.encode_queries([q])[0] for q in QUESTIONS[:2]])
