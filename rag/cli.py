@@ -40,7 +40,7 @@ def _echo_json(data: Any) -> None:
 @click.option(
     "--embed-backend",
     type=click.Choice(["torch", "onnx", "onnx-int8"]),
-    help="Embedding engine (default: RAG_EMBED_BACKEND, else onnx).",
+    help="Embedding engine (default: RAG_EMBED_BACKEND, else onnx-int8).",
 )
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, debug: bool, embed_backend: str | None) -> None:
