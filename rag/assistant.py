@@ -83,7 +83,8 @@ class Assistant:
             index_dir: the index folder (default: `settings.index_dir`, i.e. `RAG_INDEX_DIR`
                 or `index`).
             settings: all other settings (default: from `RAG_*` environment variables).
-            embedder: an already loaded model to share (tests, benchmarks).
+            embedder: an already loaded model to share (tests, benchmarks); ignored when the
+                index was embedded with another backend (questions always use the index's).
 
         Returns:
             An `Assistant` serving the live version.
@@ -103,7 +104,7 @@ class Assistant:
                 f"index at {settings.index_dir} was built with model {built_with!r}, "
                 f"but the model setting is {settings.model!r}: run `rag index --rebuild`"
             )
-        return cls(settings, snapshot, embedder or Embedder.load(settings))
+        return cls(settings, snapshot, _embedder_for(snapshot, settings, embedder))
 
     # ------------------------------------------------------------------ index versions
 
@@ -123,6 +124,7 @@ class Assistant:
                 self.last_reload_error = str(exc)
                 logger.error("could not load index version %s: %s", live, exc)
                 return False
+            self.embedder = _embedder_for(snapshot, self.settings, self.embedder)
             self._snapshot = snapshot
             self.last_reload_error = None
             logger.info("now serving index version %s", snapshot.version)
@@ -335,3 +337,14 @@ class Assistant:
 
                     self._llm = LlmClient.from_settings(self.settings)
         return self._llm
+
+
+def _embedder_for(snapshot: Snapshot, settings: Settings, embedder: Embedder | None) -> Embedder:
+    """An embedder with the backend the snapshot's vectors were made with (torch before the
+    setting existed): questions and chunks must come from the same engine."""
+    backend = snapshot.manifest.get("settings", {}).get("embed_backend", "torch")
+    if embedder is not None and embedder.backend == backend:
+        return embedder
+    if embedder is not None:
+        logger.warning("index embedded with %s: questions use %s too", backend, backend)
+    return Embedder.load(settings.with_overrides(embed_backend=backend))

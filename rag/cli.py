@@ -38,8 +38,13 @@ def _echo_json(data: Any) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (INFO).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option(
+    "--embed-backend",
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    help="Embedding engine (default: RAG_EMBED_BACKEND, else onnx-int8).",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, debug: bool, embed_backend: str | None) -> None:
     """Ask questions about a folder of articles; every answer cites its exact source span."""
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
@@ -47,7 +52,7 @@ def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
     )
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    ctx.obj["settings"] = load_settings()
+    ctx.obj["settings"] = load_settings(embed_backend=embed_backend)
 
 
 @cli.command("index")

@@ -4,6 +4,9 @@ Chunks are encoded in one forward pass that yields both the chunk vector and, fr
 token embeddings, a vector per sentence of the chunk (mean of the sentence's tokens, in the
 chunk's context). Answer sentences are then scored against the question at query time with no
 further model call, which keeps a question within a few milliseconds of the query embedding.
+
+The forward pass itself is an engine from `rag.embedders` (torch, onnx or onnx-int8, chosen by
+`RAG_EMBED_BACKEND`); tokenisation, mean pooling and sentence pooling live here, shared by all.
 """
 
 from __future__ import annotations
@@ -12,21 +15,22 @@ import copy
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.embedders import EmbeddingEngine, load_engine
 from rag.errors import RagError
 from rag.settings import DEFAULT_MODEL, Settings
 from rag.tokens import TokenCounter
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +59,11 @@ def resolve_model(name: str) -> str:
 
 
 def pin_threads(threads: int) -> None:
-    """Give torch, FAISS and BLAS the same thread budget so they don't oversubscribe the cores."""
+    """Give FAISS and BLAS the engine's thread budget so they don't oversubscribe the cores
+    (torch is pinned by its engine, so the ONNX engines never import it)."""
     import faiss
-    import torch
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
     threadpool_limits(threads)
 
@@ -72,37 +75,53 @@ class EncodedChunks:
 
 
 class Embedder:
-    """A sentence-transformers model plus its exact token counter."""
+    """An embedding engine (torch or ONNX Runtime) plus tokenisation, pooling and counting."""
 
-    def __init__(self, model: SentenceTransformer, name: str) -> None:
-        self.model = model
+    def __init__(self, engine: EmbeddingEngine, name: str) -> None:
+        self.engine = engine
         self.name = name
-        self.dim = int(model.get_embedding_dimension())
-        self.max_length = int(model.max_seq_length)
-        self.counter = TokenCounter(model.tokenizer.backend_tokenizer, self.max_length)
-        self._batch_tokenizer = _batch_tokenizer(model, self.max_length)
-        self._lock = threading.Lock()  # torch modules are not re-entrant across threads
+        self.backend = engine.backend
+        self.dim = engine.dim
+        self.max_length = engine.max_length
+        self.counter = TokenCounter(engine.tokenizer, self.max_length)
+        self._batch_tokenizer = _batch_tokenizer(engine.tokenizer, self.max_length)
 
     @classmethod
     def load(cls, settings: Settings) -> Embedder:
-        return _load_cached(settings.model, settings.cpu_threads())
+        return _load_cached(
+            settings.model, settings.embed_backend, settings.cpu_threads(), settings.onnx_cache
+        )
+
+    @property
+    def model(self) -> SentenceTransformer:
+        """The sentence-transformers model (torch backend only; benchmarks compare with it)."""
+        return self.engine.model  # type: ignore[attr-defined,no-any-return]
+
+    def _forward(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Token embeddings, character offsets and attention mask of a padded batch."""
+        encs = self._batch_tokenizer.encode_batch(list(texts))
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+        tok = self.engine.token_embeddings(
+            np.array([e.ids for e in encs], np.int64),
+            mask,
+            np.array([e.type_ids for e in encs], np.int64),
+        )
+        return tok, np.array([e.offsets for e in encs], dtype=np.int64), mask
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised float32 query vectors, one row per text.
+        """Normalised float32 query vectors, one row per text (mean of the token embeddings).
 
         A direct forward pass: `SentenceTransformer.encode` adds several milliseconds of
         per-call bookkeeping, which is most of a short question's cost. Same vectors.
         """
-        import torch
-
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
-        features = prepare(list(texts))
-        with self._lock, torch.inference_mode():
-            pooled = self.model(features)["sentence_embedding"].float().numpy()
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return np.ascontiguousarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
+        if self.backend == "onnx-int8" and len(texts) > 1:
+            # int8 activation scales are per batch: one call per question keeps its vector
+            # independent of whatever else the server happened to batch with it
+            return np.concatenate([self.encode_queries([t]) for t in texts])
+        tok, _offsets, mask = self._forward(texts)
+        return _mean_pool(tok, mask)
 
     def encode_chunks(
         self,
@@ -117,8 +136,6 @@ class Embedder:
         Same batching as `SentenceTransformer.encode` (longest first), so throughput matches
         the raw model; the sentence vectors come from the token embeddings of that same pass.
         """
-        import torch
-
         n = len(texts)
         vectors = np.zeros((n, self.dim), dtype=np.float32)
         sent_vecs: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * n
@@ -136,23 +153,9 @@ class Embedder:
                 idx = order[lo : lo + batch_size]
                 # the Rust tokenizer directly: same ids as the model's own preprocessing, with
                 # offsets, and without the Python-side overhead of the transformers wrapper
-                encs = self._batch_tokenizer.encode_batch([texts[i] for i in idx])
-                mask_np = np.array([e.attention_mask for e in encs], dtype=np.int64)
-                features = {
-                    "input_ids": torch.from_numpy(np.array([e.ids for e in encs], np.int64)),
-                    "attention_mask": torch.from_numpy(mask_np),
-                    "token_type_ids": torch.from_numpy(
-                        np.array([e.type_ids for e in encs], np.int64)
-                    ),
-                }
-                offsets = np.array([e.offsets for e in encs], dtype=np.int64)
-                with self._lock, torch.inference_mode():
-                    out = self.model(features)
-                tok = out["token_embeddings"].float().numpy()
+                tok, offsets, mask_np = self._forward([texts[i] for i in idx])
+                vectors[idx] = _mean_pool(tok, mask_np)
                 mask = mask_np.astype(bool)
-                pooled = out["sentence_embedding"].float().numpy()
-                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-                vectors[idx] = pooled / np.maximum(norms, 1e-12)
                 for row, i in enumerate(idx):
                     sent_vecs[i] = _span_means(tok[row], offsets[row], mask[row], sentence_spans[i])
                 if bar is not None:
@@ -163,6 +166,14 @@ class Embedder:
             if bar is not None:
                 bar.close()
         return EncodedChunks(vectors, sent_vecs)
+
+
+def _mean_pool(tok: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean of each row's real tokens, L2-normalised (the model's pooling + Normalize)."""
+    weights = mask.astype(np.float32)[:, :, None]
+    pooled = (tok * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return np.ascontiguousarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def _span_means(
@@ -184,32 +195,24 @@ def _span_means(
     return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def _batch_tokenizer(model: SentenceTransformer, max_length: int) -> Any:
+def _batch_tokenizer(tokenizer: Tokenizer, max_length: int) -> Tokenizer:
     """A copy of the model's fast tokenizer that truncates and pads like its preprocessing."""
-    tok = copy.deepcopy(model.tokenizer.backend_tokenizer)
+    tok = copy.deepcopy(tokenizer)
     tok.enable_truncation(max_length=max_length)
-    pad = model.tokenizer.pad_token
-    tok.enable_padding(pad_id=model.tokenizer.pad_token_id, pad_token=pad)
+    pad = tok.padding or {}
+    pad_token = pad.get("pad_token", "[PAD]")
+    pad_id = tok.token_to_id(pad_token)
+    tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
     return tok
 
 
 @lru_cache(maxsize=4)
-def _load_cached(name: str, threads: int) -> Embedder:
+def _load_cached(name: str, backend: str, threads: int, cache: Path) -> Embedder:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     path = resolve_model(name)
     pin_threads(threads)
-    try:
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(path, device="cpu")
-    except OSError as exc:
-        raise RagError(
-            f"cannot load embedding model {name!r}: {exc.__class__.__name__} "
-            "(offline? use the bundled default or a local folder)"
-        ) from exc
-    model.eval()
-    model.encode(["warm-up"], show_progress_bar=False)  # first pass pays one-off setup costs
-    logger.info("loaded embedding model %s from %s (%d threads)", name, path, threads)
-    return Embedder(model, name)
+    engine = load_engine(backend, name, path, threads, cache)
+    logger.info("loaded embedding model %s (%s) from %s (%d threads)", name, backend, path, threads)
+    return Embedder(engine, name)

@@ -38,6 +38,7 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
     """The settings that change chunks or vectors; any difference forces a full rebuild."""
     return {
         "model": settings.model,
+        "embed_backend": settings.embed_backend,
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap": settings.chunk_overlap,
         "chunker_version": CHUNKER_VERSION,
@@ -48,7 +49,8 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
 def dense_kind(settings: Settings, n_chunks: int) -> str:
     if settings.index_type != "auto":
         return settings.index_type
-    return "hnsw" if n_chunks > settings.hnsw_threshold else "flat"
+    big = "ivf-sq8" if n_chunks > settings.ivf_threshold else "hnsw"
+    return big if n_chunks > settings.hnsw_threshold else "flat"
 
 
 def _load_previous(settings: Settings) -> tuple[IndexData | None, str]:

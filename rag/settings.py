@@ -28,6 +28,14 @@ class Settings(BaseSettings):
         DEFAULT_MODEL,
         description="Embedding model: the bundled default, a local folder, or a hub name.",
     )
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8",
+        description="Embedding engine: PyTorch, ONNX Runtime, or ONNX Runtime with int8 weights.",
+    )
+    onnx_cache: Path = Field(
+        Path("~/.cache/rag-articles/onnx"),
+        description="Where the ONNX export of the model is cached (made once, offline).",
+    )
     chunk_tokens: int = Field(
         128,
         ge=16,
@@ -38,11 +46,17 @@ class Settings(BaseSettings):
         1, ge=0, le=10, description="Whole sentences repeated between chunks."
     )
     batch_size: int = Field(32, ge=1, le=1024, description="Embedding batch size.")
-    index_type: Literal["auto", "flat", "hnsw"] = Field(
-        "auto", description="FAISS index: exact flat, HNSW, or auto (HNSW above hnsw_threshold)."
+    index_type: Literal["auto", "flat", "hnsw", "ivf-sq8"] = Field(
+        "auto",
+        description="FAISS index: exact flat, HNSW, compressed IVF-SQ8, or auto (by chunk count).",
     )
     hnsw_threshold: int = Field(
         250_000, ge=1, description="Chunk count above which index_type=auto picks HNSW."
+    )
+    ivf_threshold: int = Field(
+        500_000,
+        ge=1,
+        description="Chunk count above which index_type=auto picks compressed IVF-SQ8.",
     )
     threads: int = Field(0, ge=0, description="CPU threads for torch/FAISS/BLAS (0 = all cores).")
     lock_timeout: float = Field(

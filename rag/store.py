@@ -8,8 +8,9 @@
 
 A build writes a complete new version in a temporary folder, fsyncs it, renames it into
 place, then replaces CURRENT. Killing it at any moment leaves the previous version live.
-Readers load a whole version into memory, so a later build (or the clean-up of old
-versions) never changes what an open snapshot sees.
+Readers load a version's tables into memory and memory-map its vector files (never written
+after the rename; a removed version stays readable while mapped), so a later build (or the
+clean-up of old versions) never changes what an open snapshot sees.
 """
 
 from __future__ import annotations
@@ -315,8 +316,8 @@ def read_data(path: Path) -> IndexData:
             ).fetchall()
         finally:
             con.close()
-        chunk_vectors = np.load(path / "chunk_vectors.npy")
-        sentence_vectors = np.load(path / "sentence_vectors.npy")
+        chunk_vectors = np.load(path / "chunk_vectors.npy", mmap_mode="r")
+        sentence_vectors = np.load(path / "sentence_vectors.npy", mmap_mode="r")
     except (OSError, ValueError, KeyError, sqlite3.Error) as exc:
         raise IndexError_(
             f"index at {path} is corrupt ({exc.__class__.__name__}: {exc}): "

@@ -9,7 +9,7 @@ import numpy as np
 
 from rag.engines.base import DenseIndex, LexicalIndex
 
-DENSE_KINDS = ("flat", "hnsw")
+DENSE_KINDS = ("flat", "hnsw", "ivf-sq8")
 
 
 def build_dense(vectors: np.ndarray, kind: str) -> DenseIndex:
