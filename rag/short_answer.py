@@ -1,0 +1,379 @@
+"""Short answers: the minimal phrase of a retrieved sentence that answers the question.
+
+No model: the question's wh-word and head noun say what kind of phrase it asks for (a person or
+organisation, a date, a number, a place, or any noun phrase); candidate phrases are cut from the
+best sentences (capitalised name sequences, dates, numbers with units, noun-phrase runs between
+function words) and scored by how well their kind fits, how close they sit to the question's
+terms in the sentence (idf-weighted), and how good their sentence is. A phrase made only of the
+question's own words never answers it.
+
+The same step is evidence for abstaining: `missing_terms` lists the question's names and numbers
+that no retrieved passage contains, and a typed question (who, when, how many, where) whose best
+candidate of that type lies far from the question's terms has no short answer.
+
+Invariant: every candidate is a span of its sentence's document text, so
+`document.text[start:end] == text` for the short answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rag.lexical import STOPWORDS, _stem, words
+
+Kind = str  # "person", "date", "number", "place" or "thing"
+
+_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*(?:st|nd|rd|th|s)?|\w+(?:[-'’]\w+)*|[^\w\s]")
+_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"  # noqa: E501
+_DATE = re.compile(
+    rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?"
+    rf"|{_MONTH}\s+\d{{4}}"
+    r"|(?:1[0-9]|20)\d\d(?:s|\s*[-–]\s*\d{2,4})?"
+    r"|(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day"
+    r"|\d{1,2}(?:st|nd|rd|th)[\s-]century"
+    r"|(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|"
+    r"thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth)"
+    r"[\s-]century)\b",
+    re.I,
+)
+_NUMBER_WORD = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+    r"hundred|thousand|dozen|half"
+)
+_UNIT = (
+    r"million|billion|trillion|thousand|hundred|percent|per\s+cent|%|km|kilometres?|kilometers?|"
+    r"miles?|metres?|meters?|feet|foot|inches|kg|kilograms?|tons?|tonnes?|pounds|dollars|euros|"
+    r"years?|months?|weeks?|days?|hours?|minutes?|seconds?|degrees?|acres?|square\s+\w+|"
+    r"people|members|times|votes|seats|men|soldiers|troops|students|species|languages"
+)
+_NUMBER = re.compile(
+    rf"(?:[$£€]\s?)?\b(?:\d[\d,]*(?:\.\d+)?|(?:{_NUMBER_WORD})(?:[\s-](?:{_NUMBER_WORD}))*)\b"
+    rf"(?:\s?(?:{_UNIT})\b)?(?:\s(?:million|billion)\b)?(?:\s?%)?",
+    re.I,
+)
+_CONNECTORS = frozenset("of the de du da van von al el bin ibn and for on upon la le y".split())  # noqa: SIM905
+_POSSESSIVE = re.compile(r"['’]s?$")
+# "American", "Iranian", "Chinese", "Kuwaiti": adjectives a question may add that the text lacks
+_DEMONYM = re.compile(r"(?:an|ese|ish|i)(?:['’]s)?$")
+_TITLES = frozenset("Dr Mr Mrs Ms Prof Sir St Gen Col Capt Lt Sgt Rev Jr Sr".split())  # noqa: SIM905
+_VERBISH = re.compile(r"^[a-z]{3,}(?:ed|ing)$")
+
+# question analysis: the first rule that matches decides the kind
+_KIND_RULES: tuple[tuple[re.Pattern[str], Kind], ...] = (
+    (re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|often|few)\b", re.I), "number"),
+    (re.compile(r"\b(what|which) (number|percentage|percent|amount|proportion|size)\b", re.I),
+     "number"),
+    (re.compile(r"^\W*when\b|\bwhen (did|was|were|is|are|does|do|will|had|has|could|would)\b|"
+                r"\b(what|which|in what|what) (year|date|day|month|time|decade|"
+                r"century|period|era|age)s?\b", re.I), "date"),
+    (re.compile(r"\bwhere\b|\b(what|which) (city|cities|country|countries|town|place|region|"
+                r"state|continent|island|river|capital|location|area|province|nation)\b", re.I),
+     "place"),
+    (re.compile(r"^\W*(?:\w+\s+){0,2}(who|whom|whose)\b|"
+                r"\b(what|which) (person|man|woman|king|leader|"
+                r"president|minister|company|organi[sz]ation|group|team|party|university)\b",
+                re.I), "person"),
+)  # fmt: skip
+
+# how well a candidate of one kind (columns) answers a question of another (rows)
+_FIT: dict[Kind, dict[Kind, float]] = {
+    "person": {"name": 1.0, "place": 0.6, "thing": 0.1, "number": 0.0, "date": 0.0},
+    "place": {"name": 1.0, "place": 1.0, "thing": 0.2, "number": 0.0, "date": 0.0},
+    "date": {"date": 1.0, "number": 0.3, "name": 0.0, "thing": 0.0, "place": 0.0},
+    "number": {"number": 1.0, "date": 0.4, "name": 0.0, "thing": 0.0, "place": 0.0},
+    "thing": {"thing": 0.8, "name": 0.8, "place": 0.6, "number": 0.4, "date": 0.4},
+}
+TYPED = frozenset({"person", "date", "number", "place"})
+FIT_WEIGHT = 1.0
+NEAR_WEIGHT = 1.2
+SENTENCE_WEIGHT = 1.0
+LENGTH_PENALTY = 0.04  # per token beyond three
+NEAR_DECAY = 0.5  # a question term d tokens away counts 1 / (1 + NEAR_DECAY * d)
+MIN_TYPED_NEAR = 0.05  # a typed candidate this far from the question's terms is no answer
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionInfo:
+    """What a question asks for and which of its words are evidence."""
+
+    kind: Kind
+    stems: frozenset[str]  # stemmed content words
+    words: frozenset[str]  # lowercased words, stopwords kept
+    key_terms: tuple[str, ...]  # names and numbers the question states, as written
+    wants_year: bool = False  # "what year", "which month and year": a date needs a year
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A phrase `text[start:end]` of one sentence (absolute offsets in its document)."""
+
+    start: int
+    end: int
+    text: str
+    kind: Kind  # "name", "date", "number", "place" or "thing"
+    score: float = 0.0
+    near: float = 0.0
+
+
+def question_kind(question: str) -> Kind:
+    for pattern, kind in _KIND_RULES:
+        if pattern.search(question):
+            return kind
+    return "thing"
+
+
+_WANTS_YEAR = re.compile(r"\b(year|decade|century)\b", re.I)
+_YEAR = re.compile(r"\b(1[0-9]|20)\d\d|\d(st|nd|rd|th)|century")
+
+# words that say what kind of answer is wanted, not where it is: no evidence of nearness
+_TYPE_WORDS = frozenset(
+    "year date day week month time decade century many much number percentage amount city "  # noqa: SIM905
+    "country place name kind type sort".split()
+)
+
+
+def analyse(question: str) -> QuestionInfo:
+    lowered = words(question)
+    stems = frozenset(_stem(w) for w in lowered if w not in STOPWORDS and w not in _TYPE_WORDS)
+    kind = question_kind(question)
+    wants_year = kind == "date" and bool(_WANTS_YEAR.search(question))
+    return QuestionInfo(kind, stems, frozenset(lowered), key_terms(question), wants_year)
+
+
+def key_terms(question: str) -> tuple[str, ...]:
+    """The names and numbers a question states: capitalised words past the first, and digits."""
+    out = []
+    for i, m in enumerate(_TOKEN.finditer(question)):
+        tok = m.group(0)
+        low = tok.lower()
+        if low in STOPWORDS or len(tok) < 2:
+            continue
+        if tok[0].isdigit() or (i > 0 and tok[0].isupper() and not _DEMONYM.search(tok)):
+            out.append(_POSSESSIVE.sub("", tok))
+    return tuple(dict.fromkeys(out))
+
+
+def _term_present(term: str, stems: set[str], text_lower: str, text: str) -> bool:
+    if term.isupper() and term.isalpha() and len(term) <= 5:  # "UN" for "United Nations"
+        initials = r"\s+".join(rf"{c}\w*" for c in term)
+        if re.search(rf"\b{initials}\b", text) or term.lower() in stems:
+            return True
+    if term[0].isdigit():
+        return re.search(rf"(?<![\d,.]){re.escape(term)}(?![\d])", text_lower) is not None
+    return all(_word_present(w, stems) for w in words(term) if w not in STOPWORDS)
+
+
+def _word_present(word: str, stems: set[str]) -> bool:
+    stem = _stem(word)
+    if stem in stems:
+        return True
+    # "Iranian" / "Iran", "Norse" / "Norsemen": a shared start of five letters counts
+    prefix = stem[:5]
+    if len(prefix) == 5 and any(s.startswith(prefix) for s in stems):
+        return True
+    return any(len(s) >= 4 and stem.startswith(s) for s in stems)  # "israel" / "isra(eli)"
+
+
+def missing_terms(info: QuestionInfo, texts: Sequence[str]) -> list[str]:
+    """The question's names and numbers that none of `texts` contains."""
+    if not info.key_terms:
+        return []
+    text = "\n".join(texts)
+    joined = text.lower()
+    stems = {_stem(w) for w in words(joined)}
+    return [t for t in info.key_terms if not _term_present(t, stems, joined, text)]
+
+
+def _tokens(text: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(text)]
+
+
+def _is_cap(tok: str) -> bool:
+    if tok in _TITLES:
+        return False
+    return tok[:1].isupper() or (tok[:1].isdigit() and any(c.isalpha() for c in tok))
+
+
+def _name_spans(toks: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """Maximal runs of capitalised words, joined by connectors ("Duke of Normandy")."""
+    spans = []
+    i, n = 0, len(toks)
+    while i < n:
+        if not _is_cap(toks[i][2]) or toks[i][2].lower() in STOPWORDS:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n:
+            nxt = toks[j + 1][2]
+            if _is_cap(nxt):
+                j += 1
+            elif nxt.lower() in _CONNECTORS and j + 2 < n and _is_cap(toks[j + 2][2]):
+                j += 2
+            else:
+                break
+        spans.append((i, j))
+        i = j + 1
+    return spans
+
+
+def _thing_spans(toks: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """Runs of content words between function words and punctuation (rough noun phrases)."""
+    spans = []
+    i, n = 0, len(toks)
+    while i < n:
+        low = toks[i][2].lower()
+        if (
+            low in STOPWORDS
+            or not toks[i][2][0].isalnum()
+            or _VERBISH.match(low)
+            or toks[i][2] in _TITLES
+        ):
+            i += 1
+            continue
+        j = i
+        while j + 1 < n:
+            nxt = toks[j + 1][2].lower()
+            if nxt in STOPWORDS or not nxt[0].isalnum() or _VERBISH.match(nxt):
+                break
+            j += 1
+        spans.append((i, min(j, i + 5)))
+        i = j + 1
+    return spans
+
+
+def candidates(text: str, offset: int = 0) -> list[Candidate]:
+    """Every candidate phrase of one sentence; offsets are `offset` + positions in `text`."""
+    out: dict[tuple[int, int], Candidate] = {}
+
+    def add(s: int, e: int, kind: Kind) -> None:  # later kinds are more specific: they win
+        out[(s, e)] = Candidate(offset + s, offset + e, text[s:e], kind)
+
+    toks = _tokens(text)
+    for i, j in _thing_spans(toks):
+        add(toks[i][0], toks[j][1], "thing")
+    for i, j in _name_spans(toks):
+        kind = (
+            "place" if i > 0 and toks[i - 1][2].lower() in ("in", "at", "from", "near") else "name"
+        )
+        add(toks[i][0], toks[j][1], kind)
+    dates = [(m.start(), m.end()) for m in _DATE.finditer(text)]
+    for m in _NUMBER.finditer(text):
+        s = m.start() + len(m.group(0)) - len(m.group(0).lstrip())
+        if m.group(0).lower() == "one":  # "one of its founders": a pronoun, not a count
+            continue
+        if s < m.end() and not any(a <= s and m.end() <= b for a, b in dates):
+            add(s, m.end(), "number")  # a number inside a date ("Feb 9") is the date's
+    for a, b in dates:
+        add(a, b, "date")
+    return list(out.values())
+
+
+def _trim(c: Candidate, info: QuestionInfo, sentence_start: int, text: str) -> Candidate | None:
+    """Drop the question's own words from the candidate's edges; None if nothing new is left."""
+    toks = [
+        (s, e, t) for s, e, t in _tokens(text[c.start - sentence_start : c.end - sentence_start])
+    ]
+    low = [t.lower() for _, _, t in toks]
+    keep = [not _in_question(w, info) for w in low]
+    if not any(k and w not in STOPWORDS and w[0].isalnum() for k, w in zip(keep, low, strict=True)):
+        return None
+    lo = next(i for i, k in enumerate(keep) if k)
+    hi = len(keep) - 1 - next(i for i, k in enumerate(reversed(keep)) if k)
+    while lo < hi and (low[lo] in STOPWORDS or not low[lo][0].isalnum()):
+        lo += 1
+    while hi > lo and (low[hi] in STOPWORDS or not low[hi][0].isalnum()):
+        hi -= 1
+    base = c.start
+    s, e = base + toks[lo][0], base + toks[hi][1]
+    return Candidate(s, e, text[s - sentence_start : e - sentence_start], c.kind)
+
+
+def _in_question(token: str, info: QuestionInfo) -> bool:
+    parts = words(token)
+    return bool(parts) and all(p in info.words or _stem(p) in info.stems for p in parts)
+
+
+def _nearness(
+    c: Candidate, toks: list[tuple[int, int, str]], info: QuestionInfo, idf: Callable[[str], float]
+) -> float:
+    """idf-weighted closeness of the question's terms to the candidate (0..1)."""
+    total = sum(idf(s) for s in info.stems)
+    if not total:
+        return 0.0
+    inside = [k for k, (s, e, _) in enumerate(toks) if s >= c.start and e <= c.end]
+    if not inside:
+        return 0.0
+    lo, hi = inside[0], inside[-1]
+    best: dict[str, float] = {}
+    for k, (_, _, t) in enumerate(toks):
+        if lo <= k <= hi:
+            continue
+        stem = _stem(t.lower().replace("’", "'"))
+        if stem not in info.stems:
+            continue
+        dist = lo - k if k < lo else k - hi
+        best[stem] = max(best.get(stem, 0.0), 1.0 / (1.0 + NEAR_DECAY * dist))
+    return sum(idf(s) * w for s, w in best.items()) / total
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The best phrase, the index of its sentence, and how near the question's terms the
+    nearest phrase of the asked type lies (0 when there is none)."""
+
+    sentence: int
+    candidate: Candidate
+    typed_near: float
+
+
+def best_candidate(
+    sentences: Sequence[tuple[int, str, float]],
+    info: QuestionInfo,
+    idf: Callable[[str], float],
+) -> Reading | None:
+    """The best short answer among `(start, text, score)` sentences, best sentence first."""
+    if not sentences:
+        return None
+    top = sentences[0][2]
+    best: tuple[int, Candidate] | None = None
+    typed_near = 0.0
+    fit = _FIT[info.kind]
+    for idx, (start, text, sent_score) in enumerate(sentences):
+        toks = [(start + s, start + e, t) for s, e, t in _tokens(text)]
+        for raw in candidates(text, start):
+            c = _trim(raw, info, start, text)
+            if c is None:
+                continue
+            near = _nearness(c, toks, info, idf)
+            kind_fit = fit.get(c.kind, 0.0)
+            if info.wants_year and c.kind == "date" and not _YEAR.search(c.text):
+                kind_fit = 0.2  # "what year" is not answered by "Friday"
+            if kind_fit >= 0.6:
+                typed_near = max(typed_near, near)
+            n_tokens = len(_TOKEN.findall(c.text))
+            score = (
+                FIT_WEIGHT * kind_fit
+                + NEAR_WEIGHT * near
+                - SENTENCE_WEIGHT * (top - sent_score)
+                - LENGTH_PENALTY * max(0, n_tokens - 3)
+            )
+            if best is None or score > best[1].score:
+                kind = c.kind if kind_fit >= 0.6 else "thing"
+                best = (idx, Candidate(c.start, c.end, c.text, kind, round(score, 4), near))
+    return None if best is None else Reading(best[0], best[1], typed_near)
+
+
+def answers_type(info: QuestionInfo, reading: Reading | None) -> bool:
+    """Whether a typed question has a phrase of its type (for how many / when questions, near
+    the question's terms: a number or date elsewhere in the sentence answers nothing)."""
+    if info.kind not in TYPED:
+        return True
+    if reading is None:
+        return False
+    if info.kind in ("number", "date"):
+        return reading.typed_near >= MIN_TYPED_NEAR
+    return reading.typed_near > 0 or _FIT[info.kind].get(reading.candidate.kind, 0.0) >= 0.6
