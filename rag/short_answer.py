@@ -44,45 +44,70 @@ _NUMBER_WORD = (
     r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
     r"hundred|thousand|dozen|half"
 )
+_SCALE = r"million|billion|trillion|thousand|hundred"
 _UNIT = (
-    r"million|billion|trillion|thousand|hundred|percent|per\s+cent|%|km|kilometres?|kilometers?|"
+    r"percent|per\s+cent|%|km|kilometres?|kilometers?|"
     r"miles?|metres?|meters?|feet|foot|inches|kg|kilograms?|tons?|tonnes?|pounds|dollars|euros|"
     r"years?|months?|weeks?|days?|hours?|minutes?|seconds?|degrees?|acres?|square\s+\w+|"
     r"people|members|times|votes|seats|men|soldiers|troops|students|species|languages"
 )
 _NUMBER = re.compile(
     rf"(?:[$£€]\s?)?\b(?:\d[\d,]*(?:\.\d+)?|(?:{_NUMBER_WORD})(?:[\s-](?:{_NUMBER_WORD}))*)\b"
-    rf"(?:\s?(?:{_UNIT})\b)?(?:\s(?:million|billion)\b)?(?:\s?%)?",
+    rf"(?:\s(?:{_SCALE})\b)?(?:\s?(?:{_UNIT})\b)?(?:\s?%)?",
     re.I,
 )
-_CONNECTORS = frozenset("of the de du da van von al el bin ibn and for on upon la le y".split())  # noqa: SIM905
+_CONNECTORS = frozenset("of the de du da van von al el bin ibn la le y".split())  # noqa: SIM905
 _POSSESSIVE = re.compile(r"['’]s?$")
 # "American", "Iranian", "Chinese", "Kuwaiti": adjectives a question may add that the text lacks
 _DEMONYM = re.compile(r"(?:an|ese|ish|i)(?:['’]s)?$")
+_PLACE_CUES = frozenset({"in", "at", "from", "near", "capital", "city", "town", "to"})
 _TITLES = frozenset("Dr Mr Mrs Ms Prof Sir St Gen Col Capt Lt Sgt Rev Jr Sr".split())  # noqa: SIM905
-_VERBISH = re.compile(r"^[a-z]{3,}(?:ed|ing)$")
+_VERBISH = re.compile(r"^[a-z]{3,}(?:ed|ing|ly)$")
+# common words that are rarely an answer on their own: adverbs, modals, verbs, adjectives
+_NOT_NOUN = frozenset(
+    """
+    also however although though since whether may might must can could would should will shall
+    earlier later often usually generally particularly especially notably similarly previously
+    recently currently still even just only mainly largely typically originally eventually
+    finally first new old many much several various another different same such own each every
+    known called named used using based include includes made make makes became become becomes
+    given take taken took see seen show shown found find considered according due able possible
+    whose thus therefore yet now well like unlike within without among across along around upon
+    per via either neither both less least most more further rather quite almost already perhaps
+    instead otherwise meanwhile hence whereas
+    """.split()  # noqa: SIM905
+)
 
 # question analysis: the first rule that matches decides the kind
 _KIND_RULES: tuple[tuple[re.Pattern[str], Kind], ...] = (
     (re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|often|few)\b", re.I), "number"),
-    (re.compile(r"\b(what|which) (number|percentage|percent|amount|proportion|size)\b", re.I),
-     "number"),
-    (re.compile(r"^\W*when\b|\bwhen (did|was|were|is|are|does|do|will|had|has|could|would)\b|"
-                r"\b(what|which|in what|what) (year|date|day|month|time|decade|"
-                r"century|period|era|age)s?\b", re.I), "date"),
-    (re.compile(r"\bwhere\b|\b(what|which) (city|cities|country|countries|town|place|region|"
-                r"state|continent|island|river|capital|location|area|province|nation)\b", re.I),
-     "place"),
-    (re.compile(r"^\W*(?:\w+\s+){0,2}(who|whom|whose)\b|"
-                r"\b(what|which) (person|man|woman|king|leader|"
-                r"president|minister|company|organi[sz]ation|group|team|party|university)\b",
-                re.I), "person"),
+    (re.compile(r"^\W*when\b|\bwhen (did|was|were|is|are|does|do|will|had|has|could|would)\b",
+                re.I), "date"),
+    (re.compile(r"^\W*where\b|\bwhere (did|was|were|is|are|does|do|will|had|has|could|would)\b",
+                re.I), "place"),
+    (re.compile(r"^\W*(?:\w+\s+){0,2}(who|whom|whose)\b", re.I), "person"),
 )  # fmt: skip
+# "what/which [is the] [name of the] HEAD": the head noun says the kind
+_HEAD = re.compile(
+    r"\b(?:what|which)\s+(?:(?:is|was|are|were)\s+)?(?:the\s+)?"
+    r"(?:(?:name|names|kind|type|sort)\s+of\s+(?:the\s+|a\s+)?)?([a-z]+)",
+    re.I,
+)
+_HEAD_WORDS: dict[Kind, str] = {
+    "number": "number numbers percentage percent amount proportion size population total count "
+    "cost price rate",
+    "date": "year years date day month time decade century period era",
+    "place": "city cities country countries town place region state states continent island "
+    "river capital location area province nation county",
+    "person": "person man woman king queen leader president minister company organization "
+    "organisation team party university author emperor ruler duke",
+}
+_HEAD_KINDS: dict[str, Kind] = {w: k for k, ws in _HEAD_WORDS.items() for w in ws.split()}
 
 # how well a candidate of one kind (columns) answers a question of another (rows)
 _FIT: dict[Kind, dict[Kind, float]] = {
     "person": {"name": 1.0, "place": 0.6, "thing": 0.1, "number": 0.0, "date": 0.0},
-    "place": {"name": 1.0, "place": 1.0, "thing": 0.2, "number": 0.0, "date": 0.0},
+    "place": {"name": 0.7, "place": 1.0, "thing": 0.2, "number": 0.0, "date": 0.0},
     "date": {"date": 1.0, "number": 0.3, "name": 0.0, "thing": 0.0, "place": 0.0},
     "number": {"number": 1.0, "date": 0.4, "name": 0.0, "thing": 0.0, "place": 0.0},
     "thing": {"thing": 0.8, "name": 0.8, "place": 0.6, "number": 0.4, "date": 0.4},
@@ -123,7 +148,8 @@ def question_kind(question: str) -> Kind:
     for pattern, kind in _KIND_RULES:
         if pattern.search(question):
             return kind
-    return "thing"
+    head = _HEAD.search(question)
+    return _HEAD_KINDS.get(head.group(1).lower(), "thing") if head else "thing"
 
 
 _WANTS_YEAR = re.compile(r"\b(year|decade|century)\b", re.I)
@@ -203,7 +229,8 @@ def _name_spans(toks: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
     spans = []
     i, n = 0, len(toks)
     while i < n:
-        if not _is_cap(toks[i][2]) or toks[i][2].lower() in STOPWORDS:
+        low = toks[i][2].lower()
+        if not _is_cap(toks[i][2]) or low in STOPWORDS or low in _NOT_NOUN:
             i += 1
             continue
         j = i
@@ -220,24 +247,28 @@ def _name_spans(toks: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
     return spans
 
 
+def _breaks_phrase(tok: str) -> bool:
+    low = tok.lower()
+    return (
+        low in STOPWORDS
+        or low in _NOT_NOUN
+        or not tok[0].isalnum()
+        or _VERBISH.match(low) is not None
+        or tok in _TITLES
+    )
+
+
 def _thing_spans(toks: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
     """Runs of content words between function words and punctuation (rough noun phrases)."""
     spans = []
     i, n = 0, len(toks)
     while i < n:
-        low = toks[i][2].lower()
-        if (
-            low in STOPWORDS
-            or not toks[i][2][0].isalnum()
-            or _VERBISH.match(low)
-            or toks[i][2] in _TITLES
-        ):
+        if _breaks_phrase(toks[i][2]):
             i += 1
             continue
         j = i
         while j + 1 < n:
-            nxt = toks[j + 1][2].lower()
-            if nxt in STOPWORDS or not nxt[0].isalnum() or _VERBISH.match(nxt):
+            if _breaks_phrase(toks[j + 1][2]):
                 break
             j += 1
         spans.append((i, min(j, i + 5)))
@@ -256,9 +287,8 @@ def candidates(text: str, offset: int = 0) -> list[Candidate]:
     for i, j in _thing_spans(toks):
         add(toks[i][0], toks[j][1], "thing")
     for i, j in _name_spans(toks):
-        kind = (
-            "place" if i > 0 and toks[i - 1][2].lower() in ("in", "at", "from", "near") else "name"
-        )
+        before = {t[2].lower() for t in toks[max(0, i - 3) : i]}
+        kind = "place" if before & _PLACE_CUES else "name"
         add(toks[i][0], toks[j][1], kind)
     dates = [(m.start(), m.end()) for m in _DATE.finditer(text)]
     for m in _NUMBER.finditer(text):
@@ -352,6 +382,8 @@ def best_candidate(
             kind_fit = fit.get(c.kind, 0.0)
             if info.wants_year and c.kind == "date" and not _YEAR.search(c.text):
                 kind_fit = 0.2  # "what year" is not answered by "Friday"
+            if c.kind in ("name", "place") and " " not in c.text and _DEMONYM.search(c.text):
+                kind_fit = fit["thing"]  # "Azeri", "Iranian": an adjective, not who or where
             if kind_fit >= 0.6:
                 typed_near = max(typed_near, near)
             n_tokens = len(_TOKEN.findall(c.text))
