@@ -18,6 +18,7 @@ Invariant: every candidate is a span of its sentence's document text, so
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -118,7 +119,7 @@ NEAR_WEIGHT = 1.2
 SENTENCE_WEIGHT = 1.0
 LENGTH_PENALTY = 0.04  # per token beyond three
 NEAR_DECAY = 0.5  # a question term d tokens away counts 1 / (1 + NEAR_DECAY * d)
-MIN_TYPED_NEAR = 0.05  # a typed candidate this far from the question's terms is no answer
+MIN_TYPED_NEAR = 0.1  # a how-many / when answer this far from the question's terms is none
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +231,8 @@ def _name_spans(toks: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
     i, n = 0, len(toks)
     while i < n:
         low = toks[i][2].lower()
-        if not _is_cap(toks[i][2]) or low in STOPWORDS or low in _NOT_NOUN:
+        first = i == 0 or not toks[i - 1][2][0].isalnum()  # capitalised by position only?
+        if not _is_cap(toks[i][2]) or low in STOPWORDS or (first and low in _NOT_NOUN):
             i += 1
             continue
         j = i
@@ -327,27 +329,40 @@ def _in_question(token: str, info: QuestionInfo) -> bool:
     return bool(parts) and all(p in info.words or _stem(p) in info.stems for p in parts)
 
 
-def _nearness(
-    c: Candidate, toks: list[tuple[int, int, str]], info: QuestionInfo, idf: Callable[[str], float]
-) -> float:
-    """idf-weighted closeness of the question's terms to the candidate (0..1)."""
-    total = sum(idf(s) for s in info.stems)
-    if not total:
-        return 0.0
-    inside = [k for k, (s, e, _) in enumerate(toks) if s >= c.start and e <= c.end]
-    if not inside:
-        return 0.0
-    lo, hi = inside[0], inside[-1]
-    best: dict[str, float] = {}
+def _question_term(stem: str, stems: frozenset[str]) -> str | None:
+    """The question stem a sentence word stands for: equal, or one extends the other ("chair" /
+    "chairman", "israel" / "isra(eli)") when the shorter has at least four letters."""
+    if stem in stems:
+        return stem
+    for q in stems:
+        short, long_ = (q, stem) if len(q) <= len(stem) else (stem, q)
+        if len(short) >= 4 and long_.startswith(short):
+            return q
+    return None
+
+
+def _matches(toks: list[tuple[int, int, str]], info: QuestionInfo) -> list[tuple[int, str]]:
+    """(token index, question stem) for each word of a sentence that is a question term."""
+    out = []
     for k, (_, _, t) in enumerate(toks):
+        if t[0].isalnum() and t.lower() not in STOPWORDS:
+            q = _question_term(_stem(t.lower().replace("’", "'")), info.stems)
+            if q is not None:
+                out.append((k, q))
+    return out
+
+
+def _nearness(
+    lo: int, hi: int, matches: list[tuple[int, str]], idf: Callable[[str], float], total: float
+) -> float:
+    """idf-weighted closeness of the question's terms to tokens lo..hi (0..1)."""
+    best: dict[str, float] = {}
+    for k, q in matches:
         if lo <= k <= hi:
             continue
-        stem = _stem(t.lower().replace("’", "'"))
-        if stem not in info.stems:
-            continue
         dist = lo - k if k < lo else k - hi
-        best[stem] = max(best.get(stem, 0.0), 1.0 / (1.0 + NEAR_DECAY * dist))
-    return sum(idf(s) * w for s, w in best.items()) / total
+        best[q] = max(best.get(q, 0.0), 1.0 / (1.0 + NEAR_DECAY * dist))
+    return sum(idf(q) * w for q, w in best.items()) / total if total else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,13 +387,18 @@ def best_candidate(
     best: tuple[int, Candidate] | None = None
     typed_near = 0.0
     fit = _FIT[info.kind]
+    total = sum(idf(q) for q in info.stems)
     for idx, (start, text, sent_score) in enumerate(sentences):
         toks = [(start + s, start + e, t) for s, e, t in _tokens(text)]
+        starts = [t[0] for t in toks]
+        matches = _matches(toks, info)
         for raw in candidates(text, start):
             c = _trim(raw, info, start, text)
             if c is None:
                 continue
-            near = _nearness(c, toks, info, idf)
+            lo = bisect_left(starts, c.start)
+            hi = max(lo, bisect_left(starts, c.end) - 1)
+            near = _nearness(lo, hi, matches, idf, total)
             kind_fit = fit.get(c.kind, 0.0)
             if info.wants_year and c.kind == "date" and not _YEAR.search(c.text):
                 kind_fit = 0.2  # "what year" is not answered by "Friday"
