@@ -1,10 +1,16 @@
-"""Extractive answers: the best one to three sentences of the retrieved passages, each cited.
+"""Extractive answers: the best one to three sentences of the retrieved passages, each cited,
+best first, with a short answer (`rag.short_answer`) whose sentence is citation [1].
 
 A sentence's score mixes its semantic similarity to the question (its vector was pooled at
 index time from the chunk's token embeddings, so scoring needs no model call) with lexical
 evidence: the share of the question's rare terms (idf-weighted) that it contains. When even
 the best sentence scores below the abstention threshold, the assistant says the articles don't
-contain the answer rather than quoting something merely related.
+contain the answer rather than quoting something merely related; it abstains too when the
+question names something (a capitalised name, a number) that no retrieved passage contains, or
+asks how many / when / who / where and no phrase of that kind lies near its terms.
+
+Invariants: `document.text[c.start:c.end] == c.quote` for every citation, markers [1]..[n] in
+citation order, and `document.text[short.start:short.end] == short.text` inside citation n.
 """
 
 from __future__ import annotations

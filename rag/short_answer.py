@@ -23,61 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.lexical import STOPWORDS, _stem, words
-
-Kind = str  # "person", "date", "number", "place" or "thing"
-
-_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*(?:st|nd|rd|th|s)?|\w+(?:[-'’]\w+)*|[^\w\s]")
-_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"  # noqa: E501
-_DATE = re.compile(
-    rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
-    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?"
-    rf"|{_MONTH}\s+\d{{4}}"
-    r"|(?:1[0-9]|20)\d\d(?:s|\s*[-–]\s*\d{2,4})?"
-    r"|(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day"
-    r"|\d{1,2}(?:st|nd|rd|th)[\s-]century"
-    r"|(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|"
-    r"thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth)"
-    r"[\s-]century)\b",
-    re.I,
-)
-_NUMBER_WORD = (
-    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
-    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
-    r"hundred|thousand|dozen|half"
-)
-_SCALE = r"million|billion|trillion|thousand|hundred"
-_UNIT = (
-    r"percent|per\s+cent|%|km|kilometres?|kilometers?|"
-    r"miles?|metres?|meters?|feet|foot|inches|kg|kilograms?|tons?|tonnes?|pounds|dollars|euros|"
-    r"years?|months?|weeks?|days?|hours?|minutes?|seconds?|degrees?|acres?|square\s+\w+|"
-    r"people|members|times|votes|seats|men|soldiers|troops|students|species|languages"
-)
-_NUMBER = re.compile(
-    rf"(?:[$£€]\s?)?\b(?:\d[\d,]*(?:\.\d+)?|(?:{_NUMBER_WORD})(?:[\s-](?:{_NUMBER_WORD}))*)\b"
-    rf"(?:\s(?:{_SCALE})\b)?(?:\s?(?:{_UNIT})\b)?(?:\s?%)?",
-    re.I,
-)
-_CONNECTORS = frozenset("of the de du da van von al el bin ibn la le y".split())  # noqa: SIM905
-_POSSESSIVE = re.compile(r"['’]s?$")
-# "American", "Iranian", "Chinese", "Kuwaiti": adjectives a question may add that the text lacks
-_DEMONYM = re.compile(r"(?:an|ese|ish|i)(?:['’]s)?$")
-_PLACE_CUES = frozenset({"in", "at", "from", "near", "capital", "city", "town", "to"})
-_TITLES = frozenset("Dr Mr Mrs Ms Prof Sir St Gen Col Capt Lt Sgt Rev Jr Sr".split())  # noqa: SIM905
-_VERBISH = re.compile(r"^[a-z]{3,}(?:ed|ing|ly)$")
-# common words that are rarely an answer on their own: adverbs, modals, verbs, adjectives
-_NOT_NOUN = frozenset(
-    """
-    also however although though since whether may might must can could would should will shall
-    earlier later often usually generally particularly especially notably similarly previously
-    recently currently still even just only mainly largely typically originally eventually
-    finally first new old many much several various another different same such own each every
-    known called named used using based include includes made make makes became become becomes
-    given take taken took see seen show shown found find considered according due able possible
-    whose thus therefore yet now well like unlike within without among across along around upon
-    per via either neither both less least most more further rather quite almost already perhaps
-    instead otherwise meanwhile hence whereas
-    """.split()  # noqa: SIM905
-)
+from rag.phrases import DEMONYM, TOKEN, Candidate, Kind, candidates, tokens
 
 # question analysis: the first rule that matches decides the kind
 _KIND_RULES: tuple[tuple[re.Pattern[str], Kind], ...] = (
@@ -133,18 +79,6 @@ class QuestionInfo:
     wants_year: bool = False  # "what year", "which month and year": a date needs a year
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A phrase `text[start:end]` of one sentence (absolute offsets in its document)."""
-
-    start: int
-    end: int
-    text: str
-    kind: Kind  # "name", "date", "number", "place" or "thing"
-    score: float = 0.0
-    near: float = 0.0
-
-
 def question_kind(question: str) -> Kind:
     for pattern, kind in _KIND_RULES:
         if pattern.search(question):
@@ -153,6 +87,7 @@ def question_kind(question: str) -> Kind:
     return _HEAD_KINDS.get(head.group(1).lower(), "thing") if head else "thing"
 
 
+_POSSESSIVE = re.compile(r"['’]s?$")
 _WANTS_YEAR = re.compile(r"\b(year|decade|century)\b", re.I)
 _YEAR = re.compile(r"\b(1[0-9]|20)\d\d|\d(st|nd|rd|th)|century")
 
@@ -174,12 +109,12 @@ def analyse(question: str) -> QuestionInfo:
 def key_terms(question: str) -> tuple[str, ...]:
     """The names and numbers a question states: capitalised words past the first, and digits."""
     out = []
-    for i, m in enumerate(_TOKEN.finditer(question)):
+    for i, m in enumerate(TOKEN.finditer(question)):
         tok = m.group(0)
         low = tok.lower()
         if low in STOPWORDS or len(tok) < 2:
             continue
-        if tok[0].isdigit() or (i > 0 and tok[0].isupper() and not _DEMONYM.search(tok)):
+        if tok[0].isdigit() or (i > 0 and tok[0].isupper() and not DEMONYM.search(tok)):
             out.append(_POSSESSIVE.sub("", tok))
     return tuple(dict.fromkeys(out))
 
@@ -215,99 +150,10 @@ def missing_terms(info: QuestionInfo, texts: Sequence[str]) -> list[str]:
     return [t for t in info.key_terms if not _term_present(t, stems, joined, text)]
 
 
-def _tokens(text: str) -> list[tuple[int, int, str]]:
-    return [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(text)]
-
-
-def _is_cap(tok: str) -> bool:
-    if tok in _TITLES:
-        return False
-    return tok[:1].isupper() or (tok[:1].isdigit() and any(c.isalpha() for c in tok))
-
-
-def _name_spans(toks: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
-    """Maximal runs of capitalised words, joined by connectors ("Duke of Normandy")."""
-    spans = []
-    i, n = 0, len(toks)
-    while i < n:
-        low = toks[i][2].lower()
-        first = i == 0 or not toks[i - 1][2][0].isalnum()  # capitalised by position only?
-        if not _is_cap(toks[i][2]) or low in STOPWORDS or (first and low in _NOT_NOUN):
-            i += 1
-            continue
-        j = i
-        while j + 1 < n:
-            nxt = toks[j + 1][2]
-            if _is_cap(nxt):
-                j += 1
-            elif nxt.lower() in _CONNECTORS and j + 2 < n and _is_cap(toks[j + 2][2]):
-                j += 2
-            else:
-                break
-        spans.append((i, j))
-        i = j + 1
-    return spans
-
-
-def _breaks_phrase(tok: str) -> bool:
-    low = tok.lower()
-    return (
-        low in STOPWORDS
-        or low in _NOT_NOUN
-        or not tok[0].isalnum()
-        or _VERBISH.match(low) is not None
-        or tok in _TITLES
-    )
-
-
-def _thing_spans(toks: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
-    """Runs of content words between function words and punctuation (rough noun phrases)."""
-    spans = []
-    i, n = 0, len(toks)
-    while i < n:
-        if _breaks_phrase(toks[i][2]):
-            i += 1
-            continue
-        j = i
-        while j + 1 < n:
-            if _breaks_phrase(toks[j + 1][2]):
-                break
-            j += 1
-        spans.append((i, min(j, i + 5)))
-        i = j + 1
-    return spans
-
-
-def candidates(text: str, offset: int = 0) -> list[Candidate]:
-    """Every candidate phrase of one sentence; offsets are `offset` + positions in `text`."""
-    out: dict[tuple[int, int], Candidate] = {}
-
-    def add(s: int, e: int, kind: Kind) -> None:  # later kinds are more specific: they win
-        out[(s, e)] = Candidate(offset + s, offset + e, text[s:e], kind)
-
-    toks = _tokens(text)
-    for i, j in _thing_spans(toks):
-        add(toks[i][0], toks[j][1], "thing")
-    for i, j in _name_spans(toks):
-        before = {t[2].lower() for t in toks[max(0, i - 3) : i]}
-        kind = "place" if before & _PLACE_CUES else "name"
-        add(toks[i][0], toks[j][1], kind)
-    dates = [(m.start(), m.end()) for m in _DATE.finditer(text)]
-    for m in _NUMBER.finditer(text):
-        s = m.start() + len(m.group(0)) - len(m.group(0).lstrip())
-        if m.group(0).lower() == "one":  # "one of its founders": a pronoun, not a count
-            continue
-        if s < m.end() and not any(a <= s and m.end() <= b for a, b in dates):
-            add(s, m.end(), "number")  # a number inside a date ("Feb 9") is the date's
-    for a, b in dates:
-        add(a, b, "date")
-    return list(out.values())
-
-
 def _trim(c: Candidate, info: QuestionInfo, sentence_start: int, text: str) -> Candidate | None:
     """Drop the question's own words from the candidate's edges; None if nothing new is left."""
     toks = [
-        (s, e, t) for s, e, t in _tokens(text[c.start - sentence_start : c.end - sentence_start])
+        (s, e, t) for s, e, t in tokens(text[c.start - sentence_start : c.end - sentence_start])
     ]
     low = [t.lower() for _, _, t in toks]
     keep = [not _in_question(w, info) for w in low]
@@ -389,7 +235,7 @@ def best_candidate(
     fit = _FIT[info.kind]
     total = sum(idf(q) for q in info.stems)
     for idx, (start, text, sent_score) in enumerate(sentences):
-        toks = [(start + s, start + e, t) for s, e, t in _tokens(text)]
+        toks = [(start + s, start + e, t) for s, e, t in tokens(text)]
         starts = [t[0] for t in toks]
         matches = _matches(toks, info)
         for raw in candidates(text, start):
@@ -402,11 +248,11 @@ def best_candidate(
             kind_fit = fit.get(c.kind, 0.0)
             if info.wants_year and c.kind == "date" and not _YEAR.search(c.text):
                 kind_fit = 0.2  # "what year" is not answered by "Friday"
-            if c.kind in ("name", "place") and " " not in c.text and _DEMONYM.search(c.text):
+            if c.kind in ("name", "place") and " " not in c.text and DEMONYM.search(c.text):
                 kind_fit = fit["thing"]  # "Azeri", "Iranian": an adjective, not who or where
             if kind_fit >= 0.6:
                 typed_near = max(typed_near, near)
-            n_tokens = len(_TOKEN.findall(c.text))
+            n_tokens = len(TOKEN.findall(c.text))
             score = (
                 FIT_WEIGHT * kind_fit
                 + NEAR_WEIGHT * near

@@ -1,4 +1,4 @@
-"""Short answers without a model: question kinds, candidates, type fit, abstention evidence."""
+"""Short answers without a model: question kinds, candidate phrases, type fit, abstention."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from rag import short_answer as sa
 from rag.evaluation.metrics import squad_exact_match, squad_f1, squad_normalise
+from rag.phrases import candidates
 
 
 def idf(term: str) -> float:
@@ -37,7 +38,7 @@ def test_question_kind(question: str, kind: str) -> None:
 
 
 def kinds(text: str) -> dict[str, str]:
-    return {c.text: c.kind for c in sa.candidates(text)}
+    return {c.text: c.kind for c in candidates(text)}
 
 
 def test_candidates_find_names_dates_numbers_and_phrases() -> None:
@@ -60,14 +61,14 @@ def test_candidates_find_names_dates_numbers_and_phrases() -> None:
 
 def test_candidates_are_exact_slices() -> None:
     text = "On Thursday, the 143rd Assembly of the IPU met in Madrid, Spain, with 1,200 MPs."
-    for c in sa.candidates(text, offset=10):
+    for c in candidates(text, offset=10):
         assert text[c.start - 10 : c.end - 10] == c.text
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200))
 def test_candidates_are_exact_slices_of_any_text(text: str) -> None:
-    for c in sa.candidates(text, offset=7):
+    for c in candidates(text, offset=7):
         assert text[c.start - 7 : c.end - 7] == c.text and c.text.strip() == c.text and c.text
 
 
