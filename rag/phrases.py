@@ -148,14 +148,17 @@ def _thing_spans(toks: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
     return spans
 
 
-def candidates(text: str, offset: int = 0) -> list[Candidate]:
-    """Every candidate phrase of one sentence; offsets are `offset` + positions in `text`."""
+def candidates(
+    text: str, offset: int = 0, toks: list[tuple[int, int, str]] | None = None
+) -> list[Candidate]:
+    """Every candidate phrase of one sentence; offsets are `offset` + positions in `text`.
+    `toks`: `tokens(text)` when the caller has it already."""
     out: dict[tuple[int, int], Candidate] = {}
 
     def add(s: int, e: int, kind: Kind) -> None:  # later kinds are more specific: they win
         out[(s, e)] = Candidate(offset + s, offset + e, text[s:e], kind)
 
-    toks = tokens(text)
+    toks = tokens(text) if toks is None else toks
     for i, j in _thing_spans(toks):
         add(toks[i][0], toks[j][1], "thing")
     for i, j in _name_spans(toks):

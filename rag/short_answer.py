@@ -150,28 +150,62 @@ def missing_terms(info: QuestionInfo, texts: Sequence[str]) -> list[str]:
     return [t for t in info.key_terms if not _term_present(t, stems, joined, text)]
 
 
-def _trim(c: Candidate, info: QuestionInfo, sentence_start: int, text: str) -> Candidate | None:
-    """Drop the question's own words from the candidate's edges; None if nothing new is left."""
-    toks = [
-        (s, e, t) for s, e, t in tokens(text[c.start - sentence_start : c.end - sentence_start])
-    ]
-    low = [t.lower() for _, _, t in toks]
-    keep = [not _in_question(w, info) for w in low]
-    if not any(k and w not in STOPWORDS and w[0].isalnum() for k, w in zip(keep, low, strict=True)):
+@dataclass(slots=True)
+class _Sentence:
+    """One sentence's tokens (absolute offsets) and which of them are the question's words."""
+
+    rel_toks: list[tuple[int, int, str]]  # offsets in the sentence's own text
+    starts: list[int]
+    ends: list[int]
+    asked: list[bool]  # the token is one of the question's own words
+    content: list[bool]  # a content word (not a stopword, not punctuation)
+    matches: list[tuple[int, str]]  # (token index, question stem) of the question's terms
+
+
+def _sentence(start: int, text: str, info: QuestionInfo, memo: dict[str, str | None]) -> _Sentence:
+    rel = tokens(text)
+    toks = [(start + s, start + e, t) for s, e, t in rel]
+    lows = [t.lower() for _, _, t in toks]
+    content = [w[0].isalnum() and w not in STOPWORDS for w in lows]
+    matches = []
+    for k, w in enumerate(lows):
+        if content[k]:
+            if w not in memo:
+                memo[w] = _question_term(_stem(w.replace("’", "'")), info.stems)
+            if memo[w] is not None:
+                matches.append((k, memo[w]))
+    asked = []
+    for w in lows:
+        key = "\0" + w  # the memo also holds "is this word the question's own?"
+        if key not in memo:
+            memo[key] = w if _in_question(w, info) else None
+        asked.append(memo[key] is not None)
+    starts, ends = [t[0] for t in toks], [t[1] for t in toks]
+    return _Sentence(rel, starts, ends, asked, content, matches)
+
+
+def _trim(
+    c: Candidate, sent: _Sentence, text: str, start: int
+) -> tuple[Candidate, int, int] | None:
+    """The candidate without the question's own words (or function words) at its edges, and its
+    token range; None if nothing new is left or it does not start and end on word boundaries."""
+    lo, hi = bisect_left(sent.starts, c.start), bisect_left(sent.ends, c.end)
+    if hi >= len(sent.ends) or sent.starts[lo : lo + 1] != [c.start] or sent.ends[hi] != c.end:
+        return None  # e.g. "19" inside "COVID-19"
+    new = [k for k in range(lo, hi + 1) if not sent.asked[k]]
+    if not any(sent.content[k] for k in new):
         return None
-    lo = next(i for i, k in enumerate(keep) if k)
-    hi = len(keep) - 1 - next(i for i, k in enumerate(reversed(keep)) if k)
-    while lo < hi and (low[lo] in STOPWORDS or not low[lo][0].isalnum()):
+    lo, hi = new[0], new[-1]
+    while lo < hi and not sent.content[lo]:
         lo += 1
-    while hi > lo and (low[hi] in STOPWORDS or not low[hi][0].isalnum()):
+    while hi > lo and not sent.content[hi]:
         hi -= 1
-    base = c.start
-    s, e = base + toks[lo][0], base + toks[hi][1]
-    return Candidate(s, e, text[s - sentence_start : e - sentence_start], c.kind)
+    s, e = sent.starts[lo], sent.ends[hi]
+    return Candidate(s, e, text[s - start : e - start], c.kind), lo, hi
 
 
-def _in_question(token: str, info: QuestionInfo) -> bool:
-    parts = words(token)
+def _in_question(word: str, info: QuestionInfo) -> bool:
+    parts = words(word)
     return bool(parts) and all(p in info.words or _stem(p) in info.stems for p in parts)
 
 
@@ -185,17 +219,6 @@ def _question_term(stem: str, stems: frozenset[str]) -> str | None:
         if len(short) >= 4 and long_.startswith(short):
             return q
     return None
-
-
-def _matches(toks: list[tuple[int, int, str]], info: QuestionInfo) -> list[tuple[int, str]]:
-    """(token index, question stem) for each word of a sentence that is a question term."""
-    out = []
-    for k, (_, _, t) in enumerate(toks):
-        if t[0].isalnum() and t.lower() not in STOPWORDS:
-            q = _question_term(_stem(t.lower().replace("’", "'")), info.stems)
-            if q is not None:
-                out.append((k, q))
-    return out
 
 
 def _nearness(
@@ -234,17 +257,15 @@ def best_candidate(
     typed_near = 0.0
     fit = _FIT[info.kind]
     total = sum(idf(q) for q in info.stems)
+    memo: dict[str, str | None] = {}
     for idx, (start, text, sent_score) in enumerate(sentences):
-        toks = [(start + s, start + e, t) for s, e, t in tokens(text)]
-        starts = [t[0] for t in toks]
-        matches = _matches(toks, info)
-        for raw in candidates(text, start):
-            c = _trim(raw, info, start, text)
-            if c is None:
+        sent = _sentence(start, text, info, memo)
+        for raw in candidates(text, start, sent.rel_toks):
+            trimmed = _trim(raw, sent, text, start)
+            if trimmed is None:
                 continue
-            lo = bisect_left(starts, c.start)
-            hi = max(lo, bisect_left(starts, c.end) - 1)
-            near = _nearness(lo, hi, matches, idf, total)
+            c, lo, hi = trimmed
+            near = _nearness(lo, hi, sent.matches, idf, total)
             kind_fit = fit.get(c.kind, 0.0)
             if info.wants_year and c.kind == "date" and not _YEAR.search(c.text):
                 kind_fit = 0.2  # "what year" is not answered by "Friday"
@@ -252,7 +273,7 @@ def best_candidate(
                 kind_fit = fit["thing"]  # "Azeri", "Iranian": an adjective, not who or where
             if kind_fit >= 0.6:
                 typed_near = max(typed_near, near)
-            n_tokens = len(TOKEN.findall(c.text))
+            n_tokens = hi - lo + 1
             score = (
                 FIT_WEIGHT * kind_fit
                 + NEAR_WEIGHT * near
