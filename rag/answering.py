@@ -210,7 +210,8 @@ def extractive_answer(
     if short.missing_terms(info, [p.text for p in passages]):
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
     chosen = pick_sentences(scored, max_sentences)
-    pool = chosen + [s for s in scored[:SHORT_POOL] if s not in chosen]
+    docs = {s.doc_id for s in chosen}  # runners-up from a document not cited don't lead
+    pool = chosen + [s for s in scored[:SHORT_POOL] if s not in chosen and s.doc_id in docs]
     found = short.best_candidate(
         [(s.start, snap.docs[s.doc_id].text[s.start : s.end], s.score) for s in pool],
         info,
