@@ -21,6 +21,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rag.lexical import STOPWORDS, _stem, words
 from rag.phrases import DEMONYM, TOKEN, Candidate, Kind, candidates, tokens
@@ -150,23 +151,33 @@ def missing_terms(info: QuestionInfo, texts: Sequence[str]) -> list[str]:
     return [t for t in info.key_terms if not _term_present(t, stems, joined, text)]
 
 
+@lru_cache(maxsize=8192)
+def _layout(text: str) -> tuple[tuple[Candidate, ...], tuple[int, ...], tuple[int, ...],
+                                tuple[str, ...], tuple[bool, ...]]:  # fmt: skip
+    """A sentence's candidates, token starts and ends, lowercased tokens and content-word flags
+    (offsets within `text`), cached: the same sentences recur across questions."""
+    toks = tokens(text)
+    lows = tuple(t.lower() for _, _, t in toks)
+    content = tuple(w[0].isalnum() and w not in STOPWORDS for w in lows)
+    starts, ends = tuple(t[0] for t in toks), tuple(t[1] for t in toks)
+    return tuple(candidates(text, 0, toks)), starts, ends, lows, content
+
+
 @dataclass(slots=True)
 class _Sentence:
-    """One sentence's tokens (absolute offsets) and which of them are the question's words."""
+    """One sentence's candidates and tokens (offsets within the sentence) and which tokens are
+    the question's words."""
 
-    rel_toks: list[tuple[int, int, str]]  # offsets in the sentence's own text
-    starts: list[int]
-    ends: list[int]
+    candidates: tuple[Candidate, ...]
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
     asked: list[bool]  # the token is one of the question's own words
-    content: list[bool]  # a content word (not a stopword, not punctuation)
+    content: tuple[bool, ...]  # a content word (not a stopword, not punctuation)
     matches: list[tuple[int, str]]  # (token index, question stem) of the question's terms
 
 
-def _sentence(start: int, text: str, info: QuestionInfo, memo: dict[str, str | None]) -> _Sentence:
-    rel = tokens(text)
-    toks = [(start + s, start + e, t) for s, e, t in rel]
-    lows = [t.lower() for _, _, t in toks]
-    content = [w[0].isalnum() and w not in STOPWORDS for w in lows]
+def _sentence(text: str, info: QuestionInfo, memo: dict[str, str | None]) -> _Sentence:
+    cands, starts, ends, lows, content = _layout(text)
     matches = []
     for k, w in enumerate(lows):
         if content[k]:
@@ -180,17 +191,14 @@ def _sentence(start: int, text: str, info: QuestionInfo, memo: dict[str, str | N
         if key not in memo:
             memo[key] = w if _in_question(w, info) else None
         asked.append(memo[key] is not None)
-    starts, ends = [t[0] for t in toks], [t[1] for t in toks]
-    return _Sentence(rel, starts, ends, asked, content, matches)
+    return _Sentence(cands, starts, ends, asked, content, matches)  # type: ignore[arg-type]
 
 
-def _trim(
-    c: Candidate, sent: _Sentence, text: str, start: int
-) -> tuple[Candidate, int, int] | None:
+def _trim(c: Candidate, sent: _Sentence, text: str) -> tuple[Candidate, int, int] | None:
     """The candidate without the question's own words (or function words) at its edges, and its
     token range; None if nothing new is left or it does not start and end on word boundaries."""
     lo, hi = bisect_left(sent.starts, c.start), bisect_left(sent.ends, c.end)
-    if hi >= len(sent.ends) or sent.starts[lo : lo + 1] != [c.start] or sent.ends[hi] != c.end:
+    if hi >= len(sent.ends) or sent.starts[lo] != c.start or sent.ends[hi] != c.end:
         return None  # e.g. "19" inside "COVID-19"
     new = [k for k in range(lo, hi + 1) if not sent.asked[k]]
     if not any(sent.content[k] for k in new):
@@ -201,7 +209,7 @@ def _trim(
     while hi > lo and not sent.content[hi]:
         hi -= 1
     s, e = sent.starts[lo], sent.ends[hi]
-    return Candidate(s, e, text[s - start : e - start], c.kind), lo, hi
+    return Candidate(s, e, text[s:e], c.kind), lo, hi
 
 
 def _in_question(word: str, info: QuestionInfo) -> bool:
@@ -259,9 +267,9 @@ def best_candidate(
     total = sum(idf(q) for q in info.stems)
     memo: dict[str, str | None] = {}
     for idx, (start, text, sent_score) in enumerate(sentences):
-        sent = _sentence(start, text, info, memo)
-        for raw in candidates(text, start, sent.rel_toks):
-            trimmed = _trim(raw, sent, text, start)
+        sent = _sentence(text, info, memo)
+        for raw in sent.candidates:
+            trimmed = _trim(raw, sent, text)
             if trimmed is None:
                 continue
             c, lo, hi = trimmed
@@ -282,7 +290,10 @@ def best_candidate(
             )
             if best is None or score > best[1].score:
                 kind = c.kind if kind_fit >= 0.6 else "thing"
-                best = (idx, Candidate(c.start, c.end, c.text, kind, round(score, 4), near))
+                found = Candidate(
+                    start + c.start, start + c.end, c.text, kind, round(score, 4), near
+                )
+                best = (idx, found)
     return None if best is None else Reading(best[0], best[1], typed_near)
 
 
