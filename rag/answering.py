@@ -1,10 +1,16 @@
-"""Extractive answers: the best one to three sentences of the retrieved passages, each cited.
+"""Extractive answers: the best one to three sentences of the retrieved passages, each cited,
+best first, with a short answer (`rag.short_answer`) whose sentence is citation [1].
 
 A sentence's score mixes its semantic similarity to the question (its vector was pooled at
 index time from the chunk's token embeddings, so scoring needs no model call) with lexical
 evidence: the share of the question's rare terms (idf-weighted) that it contains. When even
 the best sentence scores below the abstention threshold, the assistant says the articles don't
-contain the answer rather than quoting something merely related.
+contain the answer rather than quoting something merely related; it abstains too when the
+question names something (a capitalised name, a number) that no retrieved passage contains, or
+asks how many / when / who / where and no phrase of that kind lies near its terms.
+
+Invariants: `document.text[c.start:c.end] == c.quote` for every citation, markers [1]..[n] in
+citation order, and `document.text[short.start:short.end] == short.text` inside citation n.
 """
 
 from __future__ import annotations
@@ -16,14 +22,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag import short_answer as short
 from rag.lexical import tokenize, words
-from rag.models import AnswerDraft, Citation, Passage
+from rag.models import AnswerDraft, Citation, Passage, ShortAnswer
 from rag.retrieval import Snapshot
 
 LEXICAL_WEIGHT = 0.5  # how much full coverage of the question's terms adds to the cosine
 TYPE_PENALTY = 0.3  # a sentence without the kind of fact the question asks for
 ECHO_PENALTY = 0.2  # a sentence that only repeats the question's own words
 CLOSE_MARGIN = 0.06  # extra sentences must score within this of the best one
+SHORT_POOL = 5  # the short answer is sought in the chosen sentences and the best few others
 ABSTAIN_TEXT = "The articles don't contain an answer to this question."
 
 _SPACES = re.compile(r"\s+")
@@ -164,7 +172,7 @@ def score_sentences(
 
 
 def pick_sentences(scored: list[ScoredSentence], limit: int) -> list[ScoredSentence]:
-    """The best sentence plus close runners-up that add something, in reading order."""
+    """The best sentence plus close runners-up that add something, best first."""
     if not scored:
         return []
     best = scored[0]
@@ -176,8 +184,7 @@ def pick_sentences(scored: list[ScoredSentence], limit: int) -> list[ScoredSente
         if (s.doc_id, s.start) not in seen_text:
             chosen.append(s)
             seen_text.add((s.doc_id, s.start))
-    doc_order = {d: i for i, d in enumerate(dict.fromkeys(s.doc_id for s in chosen))}
-    return sorted(chosen, key=lambda s: (doc_order[s.doc_id], s.start))
+    return chosen
 
 
 def extractive_answer(
@@ -189,26 +196,54 @@ def extractive_answer(
     max_sentences: int,
     threshold: float,
 ) -> AnswerDraft:
+    """The best sentences, best first, with the short answer's sentence leading; or abstain.
+
+    Abstains when the best sentence scores below `threshold`, when a name or number of the
+    question occurs in no retrieved passage, or when a typed question (who, when, how many,
+    where) has no candidate of its type near its terms.
+    """
     scored = score_sentences(snap, question, qvec, passages)
-    confidence = scored[0].score if scored else 0.0
+    confidence = round(scored[0].score if scored else 0.0, 4)
     if not scored or confidence < threshold:
-        return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=round(confidence, 4))
-    parts: list[str] = []
-    citations: list[Citation] = []
-    for n, s in enumerate(pick_sentences(scored, max_sentences), start=1):
-        doc = snap.docs[s.doc_id]
-        quote = doc.text[s.start : s.end]
-        parts.append(f"{_SPACES.sub(' ', quote)} [{n}]")
-        citations.append(
-            Citation(
-                n=n,
-                doc_id=doc.id,
-                title=doc.title,
-                source=doc.source,
-                start=s.start,
-                end=s.end,
-                quote=quote,
-                score=round(s.score, 4),
-            )
+        return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
+    info = short.analyse(question)
+    if short.missing_terms(info, [p.text for p in passages]):
+        return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
+    chosen = pick_sentences(scored, max_sentences)
+    docs = {s.doc_id for s in chosen}  # runners-up from a document not cited don't lead
+    pool = chosen + [s for s in scored[:SHORT_POOL] if s not in chosen and s.doc_id in docs]
+    found = short.best_candidate(
+        [(s.start, snap.docs[s.doc_id].text[s.start : s.end], s.score) for s in pool],
+        info,
+        snap.term_idf,
+    )
+    if not short.answers_type(info, found):
+        return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
+    if found is not None:  # the sentence holding the short answer leads
+        lead = pool[found.sentence]
+        chosen = [lead, *[s for s in chosen if s is not lead][: max_sentences - 1]]
+    citations = [_cite(snap, n, s) for n, s in enumerate(chosen, start=1)]
+    text = " ".join(f"{_SPACES.sub(' ', c.quote)} [{c.n}]" for c in citations)
+    short_answer = None
+    if found is not None:
+        c = found.candidate
+        short_answer = ShortAnswer(
+            text=c.text, doc_id=chosen[0].doc_id, start=c.start, end=c.end, n=1, score=c.score
         )
-    return AnswerDraft(" ".join(parts), citations, abstained=False, confidence=round(confidence, 4))
+    return AnswerDraft(
+        text, citations, abstained=False, confidence=confidence, short_answer=short_answer
+    )
+
+
+def _cite(snap: Snapshot, n: int, s: ScoredSentence) -> Citation:
+    doc = snap.docs[s.doc_id]
+    return Citation(
+        n=n,
+        doc_id=doc.id,
+        title=doc.title,
+        source=doc.source,
+        start=s.start,
+        end=s.end,
+        quote=doc.text[s.start : s.end],
+        score=round(s.score, 4),
+    )

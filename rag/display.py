@@ -58,6 +58,12 @@ def print_answer_stream(events: Iterable[tuple[str, Any]], live: bool, show: boo
 def print_answer(answer: Answer, answer_printed: bool = False) -> None:
     if not answer_printed:
         _console.print(Panel(escape(answer.answer), title="answer", expand=False))
+    if answer.short_answer is not None:
+        sa = answer.short_answer
+        _console.print(
+            f"[bold]short answer:[/bold] {escape(sa.text)}  "
+            f"[dim][{sa.n}] {escape(sa.doc_id)} [{sa.start}:{sa.end}][/dim]"
+        )
     if answer.fallback:
         _console.print(f"[yellow]LLM unavailable, extractive answer: {answer.fallback_reason}")
     for c in answer.citations:

@@ -136,6 +136,17 @@ class Citation(BaseModel):
     score: float
 
 
+class ShortAnswer(BaseModel):
+    """The minimal phrase that answers: `text == document.text[start:end]`, inside citation n."""
+
+    text: str
+    doc_id: str
+    start: int
+    end: int
+    n: int = Field(description="The citation whose sentence holds it.")
+    score: float = 0.0
+
+
 class Answer(BaseModel):
     """The result of a question: the answer text with `[n]` markers, and its evidence."""
 
@@ -150,6 +161,9 @@ class Answer(BaseModel):
     fallback_reason: str | None = None
     dropped_citations: int = 0
     confidence: float = 0.0
+    short_answer: ShortAnswer | None = Field(
+        None, description="The phrase that answers (extractive answers), a slice of citation n."
+    )
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds.")
 
 
@@ -174,6 +188,7 @@ class AnswerDraft:
     fallback: bool = False
     fallback_reason: str | None = None
     dropped_citations: int = 0
+    short_answer: ShortAnswer | None = None
 
     def to_answer(
         self, question: str, passages: list[Passage], mode: Mode, timings: dict[str, float]

@@ -34,6 +34,14 @@ def check_citations(assistant: Assistant, answer: Answer) -> None:
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     if answer.abstained:
         assert not answer.citations
+    short = answer.short_answer
+    if short is not None:  # the short answer is an exact slice of the sentence it cites
+        assert not answer.abstained
+        doc = assistant.document(short.doc_id)
+        assert doc is not None and doc.text[short.start : short.end] == short.text
+        cited = answer.citations[short.n - 1]
+        assert cited.doc_id == short.doc_id and cited.start <= short.start < short.end <= cited.end
+        assert short.text.strip() == short.text and short.text
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
@@ -63,6 +71,52 @@ def test_answers_a_factoid_with_a_citation(assistant: Assistant) -> None:
     assert "Amirabdollahian" in answer.answer
     assert answer.citations[0].doc_id == "001_d02ccc4d9c9c05cf.txt"
     assert set(answer.timings) == {"embed", "retrieve", "answer", "total"}
+
+
+def test_short_answer_leads_and_its_sentence_comes_first(assistant: Assistant) -> None:
+    answer = assistant.ask("Who chairs the Arab Parliament?")
+    check_citations(assistant, answer)
+    assert answer.short_answer is not None and answer.short_answer.text == "Adel Al-Asoumi"
+    assert answer.short_answer.n == 1
+    assert "Adel Al-Asoumi" in answer.citations[0].quote  # the best sentence first
+    assert answer.answer.startswith(answer.citations[0].quote.split()[0])
+    scores = [c.score for c in answer.citations[1:]]
+    assert scores == sorted(scores, reverse=True)  # the rest best first too
+
+
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [
+        ("Who is the Iranian foreign minister?", "Hossein Amirabdollahian"),
+        ("On which day of the week did the Arab Parliament call on the Non-Aligned Movement?",
+         "Friday"),
+        ("In which city is the NAM support office?", "New York"),
+    ],
+)  # fmt: skip
+def test_short_answers_of_typed_questions(assistant: Assistant, question: str, short: str) -> None:
+    answer = assistant.ask(question)
+    check_citations(assistant, answer)
+    assert answer.short_answer is not None and answer.short_answer.text == short
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        # plausible, about the seeds' people and events, but the articles never say
+        "How many members does the Arab Parliament's NAM panel have?",
+        "How many people were killed in Gaza according to the Arab Parliament?",
+        "How many countries attended the NAM Youth Summit?",
+        "What is the population of Azerbaijan?",
+        "How many member states does the Non-Aligned Movement have?",
+        # a name the articles never mention
+        "What did Vladimir Putin tell the NAM Parliamentary Network in Baku?",
+    ],
+)
+def test_abstains_on_plausible_questions_the_articles_do_not_answer(
+    assistant: Assistant, question: str
+) -> None:
+    answer = assistant.ask(question)
+    assert answer.abstained and answer.short_answer is None and not answer.citations
 
 
 def test_abstains_when_the_articles_do_not_say(assistant: Assistant) -> None:
@@ -128,8 +182,10 @@ def test_cli_ask_json_and_errors(seeds_settings) -> None:  # type: ignore[no-unt
     assert ok.returncode == 0, ok.stderr
     data = json.loads(ok.stdout)
     assert "Bayramov" in data["answer"] and data["citations"]
+    assert data["short_answer"]["text"] == "Jeyhun Bayramov"
     pretty = rag("ask", "Who is the Azeri foreign minister?")
     assert pretty.returncode == 0 and "Bayramov" in pretty.stdout and "[1]" in pretty.stdout
+    assert "short answer: Jeyhun Bayramov" in pretty.stdout
     empty = rag("ask", "  ")
     assert empty.returncode != 0 and "question is empty" in empty.stderr
     assert "Traceback" not in empty.stderr and empty.stderr.strip().count("\n") == 0

@@ -4,14 +4,16 @@ Invariants: every function here is pure and deterministic, and this module impor
 outside the standard library (`eval/check_qa.py` imports it under a bare `python3`). Answer
 text is compared after `normalise_answer` (lowercase, every non-alphanumeric run one space), on
 word boundaries, so punctuation never decides and "1" does not occur in "10". Token F1 and
-exact match over that normalisation are SQuAD-style and work on any prediction string (the
-answer text today, a short answer tomorrow).
+exact match over that normalisation are SQuAD-style and work on any prediction string; the
+short answer is scored with the official SQuAD normalisation (`squad_normalise`: punctuation
+deleted, articles dropped) by `squad_exact_match` and `squad_f1`.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -79,6 +81,39 @@ def exact_match(prediction: str, truth: str) -> bool:
 def best_exact_match(prediction: str, aliases: Iterable[str]) -> bool:
     """Exact match against any accepted answer."""
     return any(exact_match(prediction, a) for a in aliases)
+
+
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def squad_normalise(text: str) -> str:
+    """The official SQuAD normalisation: lowercase, punctuation removed (not spaced: "Al-Asoumi"
+    is "alasoumi"), articles a/an/the dropped, whitespace collapsed."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def squad_f1(prediction: str, aliases: Iterable[str]) -> float:
+    """The official SQuAD token F1, max over the accepted answers (0 when there are none)."""
+    pred = squad_normalise(prediction).split()
+    best = 0.0
+    for alias in aliases:
+        gold = squad_normalise(alias).split()
+        if not pred or not gold:
+            best = max(best, float(pred == gold))
+            continue
+        common = sum((Counter(pred) & Counter(gold)).values())
+        if common:
+            p, r = common / len(pred), common / len(gold)
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def squad_exact_match(prediction: str, aliases: Iterable[str]) -> bool:
+    """The official SQuAD exact match against any accepted answer."""
+    pred = squad_normalise(prediction)
+    return any(pred == squad_normalise(a) for a in aliases)
 
 
 def first_hit_rank(texts: Sequence[str], aliases: Sequence[str]) -> int | None:

@@ -12,9 +12,7 @@ Two ways to compute a metric:
 - `score`: an *answer metric*, `score(answer, question)` per question from the `Answer` and the
   gold `EvalQuestion` (None: not applicable). The runner stores it in `QuestionRecord.scores`,
   the JSON report writes it beside the record's fields, and the summary is its mean over the
-  answerable questions. Example (for an answer with a `short_answer`):
-  `Metric("short_em", "short answer exact match", flag="min-short-em",
-  score=lambda a, q: best_exact_match(a.short_answer, q.answers) if q.answers else None)`.
+  answerable questions. Example: `short_f1`, the SQuAD token F1 of `Answer.short_answer`.
 
 This module imports only the standard library and `metrics`, so `rag.cli` can build its
 options from it without loading models.
@@ -37,6 +35,8 @@ from rag.evaluation.metrics import (
     mean,
     mean_reciprocal_rank,
     percentile,
+    squad_exact_match,
+    squad_f1,
 )
 
 if TYPE_CHECKING:
@@ -96,6 +96,24 @@ def _abstention(records: Records, attr: str) -> float | None:
 def _quote_exact(records: Records) -> float | None:
     quotes = sum(r.quotes for r in records)
     return sum(r.quotes_exact for r in records) / quotes if quotes else None
+
+
+def _short(
+    answer: Answer, q: EvalQuestion, score: Callable[[str, Sequence[str]], float]
+) -> float | None:
+    """A short-answer score on an answerable question; 0 when there is no short answer."""
+    if not (q.answerable and q.answers):
+        return None
+    short = answer.short_answer
+    return 0.0 if answer.abstained or short is None else score(short.text, q.answers)
+
+
+def _first_sentence(answer: Answer, q: EvalQuestion) -> float | None:
+    if not (q.answerable and q.answers):
+        return None
+    if answer.abstained or not answer.citations:
+        return 0.0
+    return squad_f1(answer.citations[0].quote, q.answers)
 
 
 def _latency(q: float) -> Callable[[Records], float | None]:
@@ -161,6 +179,26 @@ METRICS: tuple[Metric, ...] = (
         flag="max-llm-fallback",
         flag_help="share of LLM answers replaced by the extractive fallback",
         score=lambda a, q: a.fallback,
+    ),
+    Metric(
+        "short_em",
+        "short answer exact match (SQuAD)",
+        section="short answer · answerable",
+        flag="min-short-em",
+        flag_help="short-answer exact match",
+        score=lambda a, q: _short(a, q, lambda text, golds: float(squad_exact_match(text, golds))),
+    ),
+    Metric(
+        "short_f1",
+        "short answer token F1 (SQuAD)",
+        flag="min-short-f1",
+        flag_help="short-answer token F1",
+        score=lambda a, q: _short(a, q, squad_f1),
+    ),
+    Metric(
+        "first_sentence_f1",
+        "first sentence token F1 (SQuAD)",
+        score=lambda a, q: _first_sentence(a, q),
     ),
     Metric(
         "citation_source",
