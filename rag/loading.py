@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import CorpusError
@@ -81,6 +82,59 @@ def _scan(seeds_dir: Path) -> tuple[list[Path], list[LoadWarning]]:
                 found.append(path)
     found.sort(key=lambda p: _doc_id(p, seeds_dir))
     return found, warnings
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """One candidate article as `stat` sees it, without reading it (the no-op fast path)."""
+
+    doc_id: str
+    path: Path
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @property
+    def key(self) -> list[int]:
+        """What the manifest records; a file whose key is unchanged is assumed unchanged."""
+        return [self.size, self.mtime_ns, self.inode]
+
+
+def list_files(seeds_dir: Path) -> tuple[list[FileStat], list[LoadWarning]]:
+    """Every candidate article with its size, mtime and inode, in id order; reads no contents.
+
+    A file that cannot be stat'ed becomes a warning (it would fail to load anyway).
+    """
+    seeds_dir = Path(seeds_dir)
+    if not seeds_dir.is_dir():
+        raise CorpusError(f"seeds directory not found: {seeds_dir} (create it or pass --seeds DIR)")
+    paths, warnings = _scan(seeds_dir)
+    out: list[FileStat] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            warnings.append(_warn(_doc_id(path, seeds_dir), _os_reason(exc)))
+            continue
+        out.append(FileStat(_doc_id(path, seeds_dir), path, st.st_size, st.st_mtime_ns, st.st_ino))
+    return out, warnings
+
+
+def file_sha256(path: Path) -> str | None:
+    """sha256 of a file's bytes (what `Document.sha256` records), or None if unreadable."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def load_file(path: Path, seeds_dir: Path) -> tuple[Document | None, list[LoadWarning]]:
+    """Load one file: a document and/or warnings (the same code path as `load_documents`)."""
+    return _load(Path(path), Path(seeds_dir))
 
 
 def _doc_id(path: Path, seeds_dir: Path) -> str:
