@@ -44,7 +44,7 @@ from rag.lexical import LEXICAL_VERSION
 from rag.loading import FileStat, file_sha256, list_files, load_file
 from rag.models import BuildReport, Chunk, Document, LoadWarning
 from rag.settings import Settings
-from rag.writer import Fresh, PreviousVersion, Stored, VersionWriter, write_stream
+from rag.writer import Copy, Fresh, PreviousVersion, Stored, VersionWriter, write_stream
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -315,9 +315,18 @@ def _entries(
     out: _Outcome,
     progress: bool | None,
     on_progress: Callable[[int], None] | None,
-) -> Iterator[Fresh | Stored]:
-    """The plan's files as writer entries, in id order: fresh ones loaded and embedded lazily."""
-    previously = set(plan.previous.manifest.get("documents", {})) if plan.previous else set()
+) -> Iterator[Fresh | Stored | Copy]:
+    """The plan's files as writer entries, in id order: fresh ones loaded and embedded lazily.
+
+    A file whose bytes equal a document of the previous version or one earlier in this build
+    (a rename or a duplicate) is copied from it instead of embedded again.
+    """
+    prev = plan.previous
+    previously = set(prev.manifest.get("documents", {})) if prev else set()
+    known: dict[str, tuple[str, bool]] = {}  # sha256 → (source doc id, in previous version)
+    if prev is not None:
+        known = {sha: (i, True) for i, sha in prev.manifest.get("documents", {}).items()}
+    copies: dict[str, tuple[Document, str, bool]] = {}  # loaded ahead of the merge below
 
     def loaded() -> Iterator[Document]:
         for f in plan.todo:
@@ -326,7 +335,10 @@ def _entries(
                 out.warnings[f.doc_id] = [w.reason for w in warnings]
             if doc is None:
                 out.failed.append(f.doc_id)
+            elif doc.sha256 in known:
+                copies[doc.id] = (doc, *known[doc.sha256])
             else:
+                known[doc.sha256] = (doc.id, False)
                 yield doc
 
     fresh = embed_stream(settings, loaded(), embedder, progress, on_progress)
@@ -334,12 +346,18 @@ def _entries(
     for f, action in plan.entries:
         if action == "keep":
             yield Stored(f.doc_id)
-        elif action == "embed" and pending is not None and pending[0].id == f.doc_id:
-            doc, emb = pending
-            (out.changed if doc.id in previously else out.added).append(doc.id)
-            out.chunks_embedded += len(emb.chunks)
-            yield Fresh(doc, emb)
+            continue
+        if action != "embed":
+            continue
+        (out.changed if f.doc_id in previously else out.added).append(f.doc_id)
+        if pending is not None and pending[0].id == f.doc_id:
+            out.chunks_embedded += len(pending[1].chunks)
+            yield Fresh(*pending)
             pending = next(fresh, None)
+        elif f.doc_id in copies:  # loaded ahead: the stream has read past this file
+            yield Copy(*copies.pop(f.doc_id))
+        else:  # failed to load (its warning is recorded)
+            (out.changed if f.doc_id in previously else out.added).pop()
 
 
 def embed_stream(

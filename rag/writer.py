@@ -80,13 +80,20 @@ class NpyAppender:
 
     def __init__(self, path: Path, dtype: Any, dim: int) -> None:
         self.path, self.dtype, self.dim, self.rows = path, np.dtype(dtype), dim, 0
-        self._fh = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._fh = open(path, "w+b")  # noqa: SIM115 - closed in close()
         self._fh.write(b"\0" * NPY_HEADER)
 
     def append(self, block: np.ndarray) -> None:
         block = np.ascontiguousarray(block, dtype=self.dtype).reshape(-1, self.dim)
         self._fh.write(block.tobytes())
         self.rows += len(block)
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Rows already appended (a duplicate document copies them)."""
+        self._fh.flush()
+        n, row = max(0, hi - lo), self.dim * self.dtype.itemsize
+        raw = os.pread(self._fh.fileno(), n * row, NPY_HEADER + lo * row)
+        return np.frombuffer(raw, self.dtype).reshape(n, self.dim)
 
     def close(self) -> None:
         self._fh.seek(0)
@@ -140,8 +147,8 @@ class PreviousVersion:
         self.manifest = store.read_manifest(path)
         try:
             self.con = sqlite3.connect(f"file:{path / 'tables.sqlite'}?mode=ro", uri=True)
-            self.chunk_rows = self._ranges("chunks")
-            self.sent_rows = self._ranges("sentences")
+            self.chunk_ranges = self._ranges("chunks")
+            self.sentence_ranges = self._ranges("sentences")
             self.vectors = NpyReader(path / "chunk_vectors.npy")
             self.sentence_vectors = NpyReader(path / "sentence_vectors.npy")
             n_chunks = self.con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
@@ -163,22 +170,30 @@ class PreviousVersion:
         return Document(*r)
 
     def chunk_rows_of(self, doc_id: str) -> list[tuple[Any, ...]]:
-        return self.con.execute(
-            'SELECT id, doc_id, ordinal, start, "end", n_tokens, n_tiktoken FROM chunks '
-            "WHERE doc_id = ? ORDER BY row",
-            (doc_id,),
-        ).fetchall()
+        return _chunk_rows_of(self.con, doc_id)
 
     def sentence_rows_of(self, doc_id: str) -> list[tuple[int, int, int]]:
-        return self.con.execute(
-            'SELECT start, "end", chunk_row FROM sentences WHERE doc_id = ? ORDER BY row',
-            (doc_id,),
-        ).fetchall()
+        return _sentence_rows_of(self.con, doc_id)
 
     def close(self) -> None:
         self.con.close()
         self.vectors.close()
         self.sentence_vectors.close()
+
+
+def _chunk_rows_of(con: sqlite3.Connection, doc_id: str) -> list[tuple[Any, ...]]:
+    return con.execute(
+        'SELECT id, doc_id, ordinal, start, "end", n_tokens, n_tiktoken FROM chunks '
+        "WHERE doc_id = ? ORDER BY row",
+        (doc_id,),
+    ).fetchall()
+
+
+def _sentence_rows_of(con: sqlite3.Connection, doc_id: str) -> list[tuple[int, int, int]]:
+    return con.execute(
+        'SELECT start, "end", chunk_row FROM sentences WHERE doc_id = ? ORDER BY row',
+        (doc_id,),
+    ).fetchall()
 
 
 # ---------------------------------------------------------------------------- the writer
@@ -199,6 +214,17 @@ class Stored:
     doc_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A new or changed document whose bytes equal those of `source` (a rename or duplicate):
+    its chunks, vectors and sentence rows are copied from the source's, under its own id.
+    `source` is a document of the previous version (`in_previous`) or one already written."""
+
+    document: Document
+    source: str
+    in_previous: bool
+
+
 class VersionWriter:
     """Appends documents in id order to a temporary version folder (see the module docstring)."""
 
@@ -209,6 +235,8 @@ class VersionWriter:
         self.vectors = NpyAppender(tmp / "chunk_vectors.npy", np.float32, dim)
         self.sentence_vectors = NpyAppender(tmp / "sentence_vectors.npy", np.float16, dim)
         self.documents: dict[str, str] = {}  # id → sha256, in id order
+        self.chunk_ranges: dict[str, tuple[int, int]] = {}  # rows of each written document
+        self.sentence_ranges: dict[str, tuple[int, int]] = {}
         self.n_chunks = self.n_sentences = 0
         self.vocab: dict[str, int] = {}
         self.term_ids: list[np.ndarray] = []  # per chunk, for BM25
@@ -241,32 +269,48 @@ class VersionWriter:
         )
         self.n_sentences += len(rows)
 
+    def _end_document(self, doc_id: str, n_chunks: int, sent_lo: int) -> None:
+        self.chunk_ranges[doc_id] = (self.n_chunks, self.n_chunks + n_chunks)
+        self.sentence_ranges[doc_id] = (sent_lo, self.n_sentences)
+        self.n_chunks += n_chunks
+
     def add_fresh(self, d: Document, e: EmbeddedDoc) -> None:
         self._add_document(d)
-        base = self.n_chunks
+        base, sent_lo = self.n_chunks, self.n_sentences
         self._add_chunks(e.chunks)
         self.vectors.append(e.vectors)
         sent = [(s, x, base + i) for i, spans in enumerate(e.sentence_spans) for s, x in spans]
         self._add_sentences(d.id, sent)
         for v in e.sentence_vectors:
             self.sentence_vectors.append(v.astype(np.float16))
-        self.n_chunks += len(e.chunks)
+        self._end_document(d.id, len(e.chunks), sent_lo)
 
-    def add_stored(self, prev: PreviousVersion, doc_id: str) -> None:
-        d = prev.document(doc_id)
+    # the same reading interface as PreviousVersion, over the rows this build wrote
+    def chunk_rows_of(self, doc_id: str) -> list[tuple[Any, ...]]:
+        return _chunk_rows_of(self.con, doc_id)
+
+    def sentence_rows_of(self, doc_id: str) -> list[tuple[int, int, int]]:
+        return _sentence_rows_of(self.con, doc_id)
+
+    def add_stored(
+        self, src: PreviousVersion | VersionWriter, doc_id: str, as_doc: Document | None = None
+    ) -> None:
+        """Copy a document's rows and vectors from `src`; as `as_doc` (new id) if given."""
+        d = as_doc or src.document(doc_id)  # type: ignore[union-attr]
         self._add_document(d)
-        base = self.n_chunks
-        lo, hi = prev.chunk_rows.get(doc_id, (0, 0))
-        rows = prev.chunk_rows_of(doc_id)
+        base, sent_lo = self.n_chunks, self.n_sentences
+        lo, hi = src.chunk_ranges.get(doc_id, (0, 0))
+        slo, shi = src.sentence_ranges.get(doc_id, (0, 0))
+        vectors, sentence_vectors = src.vectors.read(lo, hi), src.sentence_vectors.read(slo, shi)
         self._add_chunks(
-            Chunk(r[0], r[1], r[2], r[3], r[4], d.text[r[3] : r[4]], r[5], r[6]) for r in rows
+            Chunk(f"{d.id}#{r[2]}", d.id, r[2], r[3], r[4], d.text[r[3] : r[4]], r[5], r[6])
+            for r in src.chunk_rows_of(doc_id)
         )
-        self.vectors.append(prev.vectors.read(lo, hi))
-        slo, shi = prev.sent_rows.get(doc_id, (0, 0))
-        sent = [(s, x, c - lo + base) for s, x, c in prev.sentence_rows_of(doc_id)]
-        self._add_sentences(doc_id, sent)
-        self.sentence_vectors.append(prev.sentence_vectors.read(slo, shi))
-        self.n_chunks += hi - lo
+        self.vectors.append(vectors)
+        sent = [(s, x, c - lo + base) for s, x, c in src.sentence_rows_of(doc_id)]
+        self._add_sentences(d.id, sent)
+        self.sentence_vectors.append(sentence_vectors)
+        self._end_document(d.id, hi - lo, sent_lo)
 
     def close_tables(self) -> None:
         """Commit the rows and finish the .npy headers (the stream is over)."""
@@ -292,7 +336,7 @@ class VersionWriter:
 def write_stream(
     index_dir: Path,
     dim: int,
-    entries: Iterable[Fresh | Stored],
+    entries: Iterable[Fresh | Stored | Copy],
     prev: PreviousVersion | None,
     make_manifest: Callable[[VersionWriter], dict[str, Any]],
     kind_for: Callable[[int], str],
@@ -303,6 +347,10 @@ def write_stream(
         for entry in entries:
             if isinstance(entry, Fresh):
                 w.add_fresh(entry.document, entry.embedded)
+            elif isinstance(entry, Copy):
+                src = prev if entry.in_previous else w
+                assert src is not None
+                w.add_stored(src, entry.source, entry.document)
             else:
                 assert prev is not None
                 w.add_stored(prev, entry.doc_id)
