@@ -394,10 +394,31 @@ def embed_stream(
             if n >= EMBED_WINDOW:
                 yield from _embed_window(settings, window, embedder, report)
                 window, n = [], 0
+                _return_freed_memory()
         yield from _embed_window(settings, window, embedder, report)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _return_freed_memory() -> None:
+    """Hand the forward passes' freed buffers back to the OS (glibc keeps them otherwise, and
+    batches of ever-different shapes fragment its heap: RSS then grows with the corpus)."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):  # not glibc: nothing to do
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
 
 
 def _progress_bar(progress: bool | None) -> Any:
