@@ -139,7 +139,8 @@ def _noop_figures(seeds: Path, index: Path, runs: int) -> None:
     verify = time.perf_counter() - t0
     print(
         f"\nno-op over {n_files:,} files: decision in-process median "
-        f"{statistics.median(inproc):.3f} s (runs {', '.join(f'{x:.3f}' for x in inproc)}); `rag index` process wall median "
+        f"{statistics.median(inproc):.3f} s (runs {', '.join(f'{x:.3f}' for x in inproc)}); "
+        "`rag index` process wall median "
         f"{statistics.median(cli):.2f} s; `--verify` (hash every file) {verify:.2f} s"
     )
 

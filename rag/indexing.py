@@ -3,13 +3,12 @@
     list_files (stat) → plan_build ─┬─ Stored(doc id) ───────────────────────────┐
                                     └─ load_file → embed_stream → Fresh(doc, emb) ┴→ write_stream
 
-The seam: `embed_stream(settings, docs, embedder)` takes documents in id order and yields
-`(Document, EmbeddedDoc)` in the same order; `rag.writer.write_stream` consumes them merged
-with the unchanged documents (`Stored`, copied from the previous version). Another embedding
-engine (e.g. one that fans out over processes) plugs in by yielding the same pairs in the same
-order; the writer never needs more than one `EmbeddedDoc` at a time. `embed_stream` embeds
-`EMBED_WINDOW` chunks at a time, longest first in batches of `settings.batch_size`, so an
-update with fewer chunks than that gets exactly the batches (and vectors) of one big pass.
+The seam (`rag.embed_stream`): `embed_stream(settings, docs, embedder)` takes documents in
+id order and yields `(Document, EmbeddedDoc)` in the same order; `rag.writer.write_stream`
+consumes them merged with the unchanged documents (`Stored`, copied from the previous version)
+and renamed/duplicate ones (`Copy`). Another embedding engine (e.g. one that fans out over
+processes) plugs in by yielding the same pairs in the same order; the writer never needs more
+than one `EmbeddedDoc` at a time.
 
 Decisions:
 - The live version's manifest records the settings that shape chunks and vectors, the sha256
@@ -28,21 +27,19 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from rag import store
+from rag.embed_stream import EmbeddedDoc, embed_stream
 from rag.errors import CorpusError, IndexError_
 from rag.lexical import LEXICAL_VERSION
 from rag.loading import FileStat, file_sha256, list_files, load_file
-from rag.models import BuildReport, Chunk, Document, LoadWarning
+from rag.models import BuildReport, Document, LoadWarning
 from rag.settings import Settings
 from rag.writer import Copy, Fresh, PreviousVersion, Stored, VersionWriter, write_stream
 
@@ -52,7 +49,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHUNKER_VERSION = 2  # 2: sentence splitting of text without capitals
-EMBED_WINDOW = 1024  # chunks sorted by length and embedded together
 
 
 def settings_fingerprint(settings: Settings) -> dict[str, Any]:
@@ -70,16 +66,6 @@ def dense_kind(settings: Settings, n_chunks: int) -> str:
     if settings.index_type != "auto":
         return settings.index_type
     return "hnsw" if n_chunks > settings.hnsw_threshold else "flat"
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddedDoc:
-    """A freshly chunked and embedded document (sentence spans absolute): the stream's unit."""
-
-    chunks: list[Chunk]
-    vectors: np.ndarray  # (n_chunks, dim) float32
-    sentence_spans: list[list[tuple[int, int]]]  # per chunk
-    sentence_vectors: list[np.ndarray]  # per chunk: (n_spans, dim)
 
 
 Action = Literal["keep", "embed", "skip"]
@@ -358,108 +344,6 @@ def _entries(
             yield Copy(*copies.pop(f.doc_id))
         else:  # failed to load (its warning is recorded)
             (out.changed if f.doc_id in previously else out.added).pop()
-
-
-def embed_stream(
-    settings: Settings,
-    docs: Iterable[Document],
-    embedder: Embedder | None,
-    progress: bool | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> Iterator[tuple[Document, EmbeddedDoc]]:
-    """Chunk and embed `docs` (id order), yielding each with its `EmbeddedDoc` in that order.
-
-    At most `EMBED_WINDOW` chunks (plus one document's) are held at a time.
-    """
-    from rag.chunking import ChunkerConfig, chunk_with_sentences
-
-    docs = iter(docs)
-    first = next(docs, None)
-    if first is None:
-        return
-    assert embedder is not None
-    docs = itertools.chain([first], docs)
-    config = ChunkerConfig(max_tokens=settings.chunk_tokens, overlap=settings.chunk_overlap)
-    bar = _progress_bar(progress)
-    report = on_progress
-    if bar is not None:
-        report = lambda n: (bar.update(n), on_progress and on_progress(n))  # noqa: E731
-    try:
-        window: list[tuple[Document, list[Chunk], list[list[tuple[int, int]]]]] = []
-        n = 0
-        for d in docs:
-            chunks, spans = chunk_with_sentences(d, embedder.counter, config)
-            window.append((d, chunks, spans))
-            n += len(chunks)
-            if n >= EMBED_WINDOW:
-                yield from _embed_window(settings, window, embedder, report)
-                window, n = [], 0
-                _return_freed_memory()
-        yield from _embed_window(settings, window, embedder, report)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _return_freed_memory() -> None:
-    """Hand the forward passes' freed buffers back to the OS (glibc keeps them otherwise, and
-    batches of ever-different shapes fragment its heap: RSS then grows with the corpus)."""
-    global _LIBC
-    if _LIBC is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
-        except (OSError, AttributeError):  # not glibc: nothing to do
-            _LIBC = False
-    if _LIBC:
-        _LIBC.malloc_trim(0)
-
-
-_LIBC: Any = None
-
-
-def _progress_bar(progress: bool | None) -> Any:
-    import sys
-
-    if not (sys.stderr.isatty() if progress is None else progress):
-        return None
-    from tqdm import tqdm
-
-    return tqdm(desc="embedding", unit="chunk", leave=False)
-
-
-def _embed_window(
-    settings: Settings,
-    window: list[tuple[Document, list[Chunk], list[list[tuple[int, int]]]]],
-    embedder: Embedder,
-    on_batch: Callable[[int], Any] | None,
-) -> Iterator[tuple[Document, EmbeddedDoc]]:
-    """One batched pass over a window's chunks (longest first), split back per document."""
-    flat = [
-        (c, spans)
-        for _d, chunks, spans_list in window
-        for c, spans in zip(chunks, spans_list, strict=True)
-    ]
-    if not flat:
-        for d, _chunks, _spans in window:
-            yield d, EmbeddedDoc([], np.zeros((0, embedder.dim), np.float32), [], [])
-        return
-    encoded = embedder.encode_chunks(
-        [c.text for c, _ in flat],
-        [[(s - c.start, e - c.start) for s, e in spans] for c, spans in flat],
-        settings.batch_size,
-        False,
-        on_batch,
-    )
-    pos = 0
-    for d, chunks, spans_list in window:
-        k = len(chunks)
-        vecs = encoded.vectors[pos : pos + k]
-        yield d, EmbeddedDoc(chunks, vecs, spans_list, encoded.sentence_vectors[pos : pos + k])
-        pos += k
 
 
 def make_manifest(

@@ -43,7 +43,7 @@ from rag.lexical import tokenize
 from rag.models import Chunk, Document
 
 if TYPE_CHECKING:
-    from rag.indexing import EmbeddedDoc
+    from rag.embed_stream import EmbeddedDoc
 
 NPY_HEADER = 128  # bytes; np.save's version 1.0 header for any 1- or 2-D shape we write
 READ_ROWS = 8192  # rows per block when copying or indexing vectors
