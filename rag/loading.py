@@ -46,21 +46,32 @@ def scan_files(seeds_dir: Path) -> list[Path]:
 
 
 def _scan(seeds_dir: Path) -> tuple[list[Path], list[LoadWarning]]:
-    """Walk by hand (not `rglob`) so symlinks can be vetted and directory cycles broken."""
+    found, warnings = _scan_entries(seeds_dir)
+    return [Path(entry.path) for _doc_id_, entry in found], warnings
+
+
+def _scan_entries(
+    seeds_dir: Path,
+) -> tuple[list[tuple[str, os.DirEntry[str]]], list[LoadWarning]]:
+    """Walk by hand (not `rglob`) so symlinks can be vetted and directory cycles broken.
+
+    Returns (doc id, directory entry) pairs sorted by id. Only symlinks and directories are
+    resolved (a plain file inside a vetted directory is inside the seeds directory), and ids
+    are built from the walk's relative prefix: listing 9,280 files takes milliseconds.
+    """
     root = seeds_dir.resolve()
-    found: list[Path] = []
+    found: list[tuple[str, os.DirEntry[str]]] = []
     warnings: list[LoadWarning] = []
     visited: set[Path] = {root}
-    pending: list[Path] = [seeds_dir]
+    pending: list[tuple[Path, str]] = [(seeds_dir, "")]
     while pending:
-        directory = pending.pop()
+        directory, prefix = pending.pop()
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
             warnings.append(_warn(_doc_id(directory, seeds_dir), _os_reason(exc)))
             continue
         for entry in entries:
-            path = Path(entry.path)
             if entry.name.startswith("."):
                 continue
             is_link = entry.is_symlink()
@@ -68,19 +79,21 @@ def _scan(seeds_dir: Path) -> tuple[list[Path], list[LoadWarning]]:
                 is_dir = entry.is_dir()  # follows symlinks
             except OSError:
                 is_dir = False
-            if not is_dir and path.suffix.lower() not in EXTENSIONS:
+            if not is_dir and os.path.splitext(entry.name)[1].lower() not in EXTENSIONS:
                 continue
-            target = path.resolve()
-            if is_link and not target.is_relative_to(root):
-                warnings.append(_warn(_doc_id(path, seeds_dir), _OUTSIDE))
-                continue
-            if is_dir:
-                if target not in visited:
-                    visited.add(target)
-                    pending.append(path)
-            else:
-                found.append(path)
-    found.sort(key=lambda p: _doc_id(p, seeds_dir))
+            doc_id = prefix + entry.name
+            if is_link or is_dir:
+                target = Path(entry.path).resolve()
+                if is_link and not target.is_relative_to(root):
+                    warnings.append(_warn(doc_id, _OUTSIDE))
+                    continue
+                if is_dir:
+                    if target not in visited:
+                        visited.add(target)
+                        pending.append((Path(entry.path), doc_id + "/"))
+                    continue
+            found.append((doc_id, entry))
+    found.sort(key=lambda pair: pair[0])
     return found, warnings
 
 
@@ -89,7 +102,7 @@ class FileStat:
     """One candidate article as `stat` sees it, without reading it (the no-op fast path)."""
 
     doc_id: str
-    path: Path
+    path: str  # a str, not a Path: building 9,280 Paths costs more than the stat calls
     size: int
     mtime_ns: int
     inode: int
@@ -108,19 +121,19 @@ def list_files(seeds_dir: Path) -> tuple[list[FileStat], list[LoadWarning]]:
     seeds_dir = Path(seeds_dir)
     if not seeds_dir.is_dir():
         raise CorpusError(f"seeds directory not found: {seeds_dir} (create it or pass --seeds DIR)")
-    paths, warnings = _scan(seeds_dir)
+    found, warnings = _scan_entries(seeds_dir)
     out: list[FileStat] = []
-    for path in paths:
+    for doc_id, entry in found:
         try:
-            st = path.stat()
+            st = entry.stat()  # follows symlinks, like reading the file would
         except OSError as exc:
-            warnings.append(_warn(_doc_id(path, seeds_dir), _os_reason(exc)))
+            warnings.append(_warn(doc_id, _os_reason(exc)))
             continue
-        out.append(FileStat(_doc_id(path, seeds_dir), path, st.st_size, st.st_mtime_ns, st.st_ino))
+        out.append(FileStat(doc_id, entry.path, st.st_size, st.st_mtime_ns, st.st_ino))
     return out, warnings
 
 
-def file_sha256(path: Path) -> str | None:
+def file_sha256(path: str | Path) -> str | None:
     """sha256 of a file's bytes (what `Document.sha256` records), or None if unreadable."""
     digest = hashlib.sha256()
     try:
@@ -132,7 +145,7 @@ def file_sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def load_file(path: Path, seeds_dir: Path) -> tuple[Document | None, list[LoadWarning]]:
+def load_file(path: str | Path, seeds_dir: Path) -> tuple[Document | None, list[LoadWarning]]:
     """Load one file: a document and/or warnings (the same code path as `load_documents`)."""
     return _load(Path(path), Path(seeds_dir))
 
