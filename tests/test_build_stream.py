@@ -191,3 +191,24 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path: Path, embedder: Embedder
         assert build_index(s, embedder=embedder, progress=False).added == ["new.txt"]
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_list_files_matches_the_loader_without_reading(tmp_path: Path) -> None:
+    from rag.loading import list_files, scan_files
+
+    seeds = tmp_path / "seeds"
+    (seeds / "sub" / "deeper").mkdir(parents=True)
+    (seeds / "b.txt").write_text("Bee.\n")
+    (seeds / "sub" / "a.md").write_text("# A\n\nText.\n")
+    (seeds / "sub" / "deeper" / "c.html").write_text("<p>See.</p>")
+    (seeds / "skip.pdf").write_text("no")
+    (seeds / ".hidden.txt").write_text("no")
+    (tmp_path / "outside.txt").write_text("Out.\n")
+    (seeds / "link.txt").symlink_to(tmp_path / "outside.txt")
+    (seeds / "loop").symlink_to(seeds)  # a directory cycle is walked once
+    files, warnings = list_files(seeds)
+    assert [f.doc_id for f in files] == ["b.txt", "sub/a.md", "sub/deeper/c.html"]
+    assert [Path(f.path) for f in files] == scan_files(seeds)
+    assert [w.path for w in warnings] == ["link.txt"]
+    st = (seeds / "sub" / "a.md").stat()
+    assert files[1].key == [st.st_size, st.st_mtime_ns, st.st_ino]
