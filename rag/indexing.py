@@ -309,22 +309,19 @@ def _entries(
     """
     prev = plan.previous
     previously = set(prev.manifest.get("documents", {})) if prev else set()
-    known: dict[str, tuple[str, bool]] = {}  # sha256 → (source doc id, in previous version)
-    if prev is not None:
-        known = {sha: (i, True) for i, sha in prev.manifest.get("documents", {}).items()}
-    copies: dict[str, tuple[Document, str, bool]] = {}  # loaded ahead of the merge below
+    copies = _find_copies(plan)  # doc id → (source id, in previous version, sha256)
+    embedded: set[str] = set()
 
     def loaded() -> Iterator[Document]:
         for f in plan.todo:
+            if f.doc_id in copies:
+                continue
             doc, warnings = load_file(f.path, settings.seeds_dir)
             if warnings:
                 out.warnings[f.doc_id] = [w.reason for w in warnings]
             if doc is None:
                 out.failed.append(f.doc_id)
-            elif doc.sha256 in known:
-                copies[doc.id] = (doc, *known[doc.sha256])
             else:
-                known[doc.sha256] = (doc.id, False)
                 yield doc
 
     fresh = embed_stream(settings, loaded(), embedder, progress, on_progress)
@@ -335,15 +332,55 @@ def _entries(
             continue
         if action != "embed":
             continue
-        (out.changed if f.doc_id in previously else out.added).append(f.doc_id)
+        entry: Fresh | Copy | None = None
         if pending is not None and pending[0].id == f.doc_id:
+            entry = Fresh(*pending)
             out.chunks_embedded += len(pending[1].chunks)
-            yield Fresh(*pending)
+            embedded.add(f.doc_id)
             pending = next(fresh, None)
-        elif f.doc_id in copies:  # loaded ahead: the stream has read past this file
-            yield Copy(*copies.pop(f.doc_id))
-        else:  # failed to load (its warning is recorded)
-            (out.changed if f.doc_id in previously else out.added).pop()
+        elif f.doc_id in copies:
+            entry = _copy_entry(settings, f, copies[f.doc_id], embedded, out)
+        if entry is not None:  # None: it failed to load (its warning is recorded)
+            (out.changed if f.doc_id in previously else out.added).append(f.doc_id)
+            yield entry
+
+
+def _find_copies(plan: BuildPlan) -> dict[str, tuple[str, bool, str]]:
+    """Files to embed whose bytes equal a previous document's or an earlier file's (renames,
+    duplicates): hashed up front, so the embedding stream never reads ahead past them."""
+    prev = plan.previous
+    known: dict[str, tuple[str, bool]] = {}
+    if prev is not None:
+        known = {sha: (i, True) for i, sha in prev.manifest.get("documents", {}).items()}
+    copies: dict[str, tuple[str, bool, str]] = {}
+    for f in plan.todo:
+        sha = file_sha256(f.path)
+        if sha is None:
+            continue
+        if sha in known:
+            copies[f.doc_id] = (*known[sha], sha)
+        else:
+            known[sha] = (f.doc_id, False)
+    return copies
+
+
+def _copy_entry(
+    settings: Settings,
+    f: FileStat,
+    source: tuple[str, bool, str],
+    embedded: set[str],
+    out: _Outcome,
+) -> Copy | None:
+    src, in_previous, sha = source
+    doc, warnings = load_file(f.path, settings.seeds_dir)
+    if warnings:
+        out.warnings[f.doc_id] = [w.reason for w in warnings]
+    if doc is None or doc.sha256 != sha or not (in_previous or src in embedded):
+        if doc is not None:  # changed while this build ran: the next build picks it up
+            out.warnings[f.doc_id] = ["changed during the build; run `rag index` again"]
+        out.failed.append(f.doc_id)
+        return None
+    return Copy(doc, src, in_previous)
 
 
 def make_manifest(
