@@ -59,6 +59,9 @@ def cli(ctx: click.Context, verbose: bool, debug: bool, embed_backend: str | Non
 @click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), help="Articles folder.")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--rebuild", is_flag=True, help="Re-embed everything, ignoring stored vectors.")
+@click.option(
+    "--verify", is_flag=True, help="Hash every file instead of trusting unchanged size/mtime."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def index_cmd(
@@ -66,13 +69,14 @@ def index_cmd(
     seeds_dir: Path | None,
     index_dir: Path | None,
     rebuild: bool,
+    verify: bool,
     as_json: bool,
 ) -> None:
     """Build or incrementally update the index from the articles folder."""
     from rag.indexing import build_index
 
     settings = _settings(ctx, seeds_dir=seeds_dir, index_dir=index_dir)
-    report = build_index(settings, rebuild=rebuild)
+    report = build_index(settings, rebuild=rebuild, verify=verify)
     if as_json:
         _echo_json(report.model_dump())
         return

@@ -13,6 +13,10 @@ class IndexError_(RagError):
     """The index is missing, corrupt, locked or built with another format or model."""
 
 
+class DiskFullError(IndexError_):
+    """The disk filled while a build wrote its new version (the previous one stays live)."""
+
+
 class QuestionError(RagError):
     """The question is empty, too long or otherwise unusable."""
 

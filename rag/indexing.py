@@ -1,30 +1,47 @@
-"""Build or update the index: only new or changed articles are chunked and embedded.
+"""Build or update the index, streaming: list → plan → load → chunk → embed → write, in batches.
 
-The manifest of the live version records the settings that shape chunks and vectors and the
-sha256 of every article. Unchanged articles keep their stored chunks and vectors; a change of
-those settings (or `rebuild=True`) re-embeds everything. The model is loaded only when there is
-something to embed, so a no-op `rag index` returns without importing torch.
+    list_files (stat) → plan_build ─┬─ Stored(doc id) ───────────────────────────┐
+                                    └─ load_file → embed_stream → Fresh(doc, emb) ┴→ write_stream
+
+The seam (`rag.embed_stream`): `embed_stream(settings, docs, embedder)` takes documents in
+id order and yields `(Document, EmbeddedDoc)` in the same order; `rag.writer.write_stream`
+consumes them merged with the unchanged documents (`Stored`, copied from the previous version)
+and renamed/duplicate ones (`Copy`). Another embedding engine (e.g. one that fans out over
+processes) plugs in by yielding the same pairs in the same order; the writer never needs more
+than one `EmbeddedDoc` at a time.
+
+Decisions:
+- The live version's manifest records the settings that shape chunks and vectors, the sha256
+  of every article and the (size, mtime_ns, inode) of every listed file. A file whose stat is
+  unchanged is assumed unchanged and not read; one whose stat changed is hashed, and kept if
+  its sha256 is the stored one. `verify=True` hashes every file. A change of those settings
+  (or `rebuild=True`) re-embeds everything.
+- Nothing changed → no new version and no torch import (decided from the stat listing and
+  the manifest alone). Only stats changed (e.g. `touch`) → the live manifest's stat record is
+  refreshed in place (atomic replace), no new version.
+- What a stat fast path cannot see: a content change that keeps the size and the mtime_ns
+  (mtime restored by `touch -d`/`rsync --times`/`cp -p` onto the same inode, or an edit within
+  the filesystem's timestamp granularity). `rag index --verify` catches those.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from rag import store
-from rag.engines import build_dense, build_lexical
-from rag.errors import IndexError_
-from rag.lexical import LEXICAL_VERSION, tokenize
-from rag.loading import load_documents
-from rag.models import BuildReport, Chunk, Document
+from rag.embed_stream import EmbeddedDoc, embed_stream
+from rag.errors import CorpusError, IndexError_
+from rag.lexical import LEXICAL_VERSION
+from rag.loading import FileStat, file_sha256, list_files, load_file
+from rag.models import BuildReport, Document, LoadWarning
 from rag.settings import Settings
-from rag.store import IndexData, SentenceTable
+from rag.writer import Copy, Fresh, PreviousVersion, Stored, VersionWriter, write_stream
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -53,10 +70,122 @@ def dense_kind(settings: Settings, n_chunks: int) -> str:
     return big if n_chunks > settings.hnsw_threshold else "flat"
 
 
-def _load_previous(settings: Settings) -> tuple[IndexData | None, str]:
+Action = Literal["keep", "embed", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildPlan:
+    """What a build must do with each listed file (id order) and what the live version had."""
+
+    entries: list[tuple[FileStat, Action]]
+    previous: PreviousVersion | None  # None: embed everything
+    reason: str
+    removed: list[str]  # documents of the previous version no longer listed
+
+    @property
+    def full(self) -> bool:
+        return self.previous is None
+
+    @property
+    def todo(self) -> list[FileStat]:
+        return [f for f, action in self.entries if action == "embed"]
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """Filled in while the stream runs: what was embedded, kept and skipped."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    chunks_embedded: int = 0
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+
+
+def build_index(
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    verify: bool = False,
+    embedder: Embedder | None = None,
+    progress: bool | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> BuildReport:
+    """Bring the index in `settings.index_dir` up to date with `settings.seeds_dir`."""
+    t0 = time.perf_counter()
+    files, scan_warnings = list_files(settings.seeds_dir)
+    if not files:
+        raise _no_articles(settings)
+    with store.build_lock(settings.index_dir, settings.lock_timeout):
+        store.remove_stale(settings.index_dir, settings.keep_versions)  # killed builds' debris
+        report = None if rebuild or verify else _up_to_date(settings, files)
+        if report is None:
+            plan = plan_build(settings, files, rebuild, verify)
+            try:
+                report = _refresh_if_unchanged(settings, plan) or _write(
+                    settings, plan, embedder, progress, on_progress
+                )
+            finally:
+                if plan.previous is not None:
+                    plan.previous.close()
+            store.remove_stale(settings.index_dir, settings.keep_versions)
+    report.warnings = sorted(
+        [str(w) for w in scan_warnings] + [w for w in report.warnings], key=lambda w: w
+    )
+    report.seconds = time.perf_counter() - t0
+    logger.info("index %s: %s", report.version, report.reason)
+    return report
+
+
+def _no_articles(settings: Settings) -> CorpusError:
+    return CorpusError(f"no articles found in {settings.seeds_dir}: add .txt, .md or .html files")
+
+
+def _live_manifest(settings: Settings) -> dict[str, Any] | None:
     try:
-        _name, path = store.version_path(settings.index_dir)
-        return store.read_data(path), ""
+        return store.read_manifest(store.version_path(settings.index_dir)[1])
+    except IndexError_:
+        return None
+
+
+def _recorded_warnings(manifest: dict[str, Any]) -> list[str]:
+    return [
+        str(LoadWarning(path, reason))
+        for path, reasons in manifest.get("warnings", {}).items()
+        for reason in reasons
+    ]
+
+
+def _up_to_date(settings: Settings, files: list[FileStat]) -> BuildReport | None:
+    """The stat fast path: a report when the live manifest records the same settings, index
+    kind and (size, mtime_ns, inode) of every file; None when the files must be looked at."""
+    manifest = _live_manifest(settings)
+    if manifest is None or manifest.get("files") != {f.doc_id: f.key for f in files}:
+        return None
+    return _same_settings_report(settings, manifest)
+
+
+def _same_settings_report(settings: Settings, manifest: dict[str, Any]) -> BuildReport | None:
+    n_chunks = int(manifest.get("counts", {}).get("chunks", 0))
+    if manifest.get("settings") != settings_fingerprint(settings) or manifest.get(
+        "dense_index"
+    ) != dense_kind(settings, n_chunks):
+        return None
+    n_docs = len(manifest.get("documents", {}))
+    return BuildReport(
+        version=store.current_version(settings.index_dir),
+        full_rebuild=False,
+        reason="up to date",
+        unchanged=n_docs,
+        documents=n_docs,
+        chunks=n_chunks,
+        warnings=_recorded_warnings(manifest),
+    )
+
+
+def _open_previous(settings: Settings) -> tuple[PreviousVersion | None, str]:
+    try:
+        return PreviousVersion(store.version_path(settings.index_dir)[1]), ""
     except IndexError_ as exc:
         if store.current_version(settings.index_dir) is None:
             return None, "no previous index"
@@ -64,276 +193,224 @@ def _load_previous(settings: Settings) -> tuple[IndexData | None, str]:
         return None, "previous index unusable"
 
 
-def _live_manifest(settings: Settings) -> dict[str, Any] | None:
-    try:
-        _name, path = store.version_path(settings.index_dir)
-        return store.read_manifest(path)
-    except IndexError_:
-        return None
+def plan_build(
+    settings: Settings, files: list[FileStat], rebuild: bool, verify: bool = False
+) -> BuildPlan:
+    """Decide per file: keep its stored rows, embed it, or skip it again (it failed before).
 
-
-@dataclass(frozen=True, slots=True)
-class BuildPlan:
-    """What a build must do: the documents to (re-)embed and what to keep from the last one."""
-
-    docs: list[Document]  # every current document, in id order
-    previous: IndexData | None  # None: embed everything
-    reason: str
-    added: list[str]
-    changed: list[str]
-    removed: list[str]
-
-    @property
-    def full(self) -> bool:
-        return self.previous is None
-
-    @property
-    def todo(self) -> list[Document]:
-        stale = set(self.added) | set(self.changed)
-        return [d for d in self.docs if self.full or d.id in stale]
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddedDoc:
-    """A freshly chunked and embedded document (sentence spans absolute)."""
-
-    chunks: list[Chunk]
-    vectors: np.ndarray  # (n_chunks, dim) float32
-    sentence_spans: list[list[tuple[int, int]]]  # per chunk
-    sentence_vectors: list[np.ndarray]  # per chunk: (n_spans, dim)
-
-
-def build_index(
-    settings: Settings,
-    *,
-    rebuild: bool = False,
-    embedder: Embedder | None = None,
-    progress: bool | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> BuildReport:
-    """Bring the index in `settings.index_dir` up to date with `settings.seeds_dir`.
-
-    diff (plan) → embed the new and changed documents → splice them with the unchanged ones'
-    stored chunks and vectors → write a new version and switch to it.
+    A file is read (hashed) only when its stat differs from the recorded one, or with `verify`.
     """
-    t0 = time.perf_counter()
-    docs, load_warnings = load_documents(settings.seeds_dir)
-    warnings = [str(w) for w in load_warnings]
-    with store.build_lock(settings.index_dir, settings.lock_timeout):
-        if not rebuild and (report := _up_to_date(settings, docs)) is not None:
-            report.warnings = warnings
-            report.seconds = time.perf_counter() - t0
-            return report
-        plan = plan_build(settings, docs, rebuild)
-        todo = plan.todo
-        if embedder is None and todo:
-            from rag.embedding import Embedder
+    prev, reason = (None, "rebuild requested") if rebuild else _open_previous(settings)
+    if prev is not None and prev.manifest.get("settings") != settings_fingerprint(settings):
+        prev.close()
+        prev, reason = None, "model or chunker settings changed"
+    if prev is None:
+        return BuildPlan([(f, "embed") for f in files], None, reason, [])
+    docs: dict[str, str] = prev.manifest.get("documents", {})
+    stats: dict[str, list[int]] = prev.manifest.get("files", {})
+    entries: list[tuple[FileStat, Action]] = []
+    for f in files:
+        same_stat = not verify and stats.get(f.doc_id) == f.key
+        if f.doc_id in docs:
+            keep = same_stat or file_sha256(f.path) == docs[f.doc_id]
+            entries.append((f, "keep" if keep else "embed"))
+        else:
+            entries.append((f, "skip" if same_stat else "embed"))
+    removed = sorted(set(docs) - {f.doc_id for f in files})
+    return BuildPlan(entries, prev, "incremental", removed)
 
-            embedder = Embedder.load(settings)
-        fresh = embed_documents(settings, todo, embedder, progress, on_progress)
-        dim = embedder.dim if embedder else plan.previous.chunk_vectors.shape[1]  # type: ignore[union-attr]
-        data = splice(plan.docs, plan.previous, fresh, dim)
-        max_len = (
-            embedder.max_length if embedder else plan.previous.manifest["model"]["max_seq_length"]
-        )  # type: ignore[union-attr]
-        data.manifest = make_manifest(settings, data, max_len)
-        dense = build_dense(data.chunk_vectors, data.manifest["dense_index"])
-        lexical = build_lexical([tokenize(c.text) for c in data.chunks])
-        version = store.write_version(settings.index_dir, data, dense, lexical)
-        store.remove_stale(settings.index_dir, settings.keep_versions)
-    report = BuildReport(
-        version=version,
-        full_rebuild=plan.full,
-        reason=plan.reason,
-        added=[d.id for d in docs] if plan.full else plan.added,
-        changed=plan.changed,
-        removed=plan.removed,
-        unchanged=len(docs) - len(todo),
-        documents=len(docs),
-        chunks=len(data.chunks),
-        chunks_embedded=sum(len(e.chunks) for e in fresh.values()),
-        warnings=warnings,
-        seconds=time.perf_counter() - t0,
-    )
-    logger.info("index %s: %s", report.version, report.reason)
+
+def _refresh_if_unchanged(settings: Settings, plan: BuildPlan) -> BuildReport | None:
+    """No content changed (only stats, e.g. after `touch`): record the new stats in the live
+    manifest, write no version. None when a new version is needed."""
+    prev = plan.previous
+    if prev is None or plan.todo or plan.removed:
+        return None
+    report = _same_settings_report(settings, prev.manifest)
+    if report is None:
+        return None
+    current = {f.doc_id: f.key for f, _ in plan.entries}
+    if prev.manifest.get("files") != current:
+        manifest = {**prev.manifest, "files": current}
+        store.write_atomic(
+            prev.path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode()
+        )
     return report
 
 
-def _up_to_date(settings: Settings, docs: Sequence[Document]) -> BuildReport | None:
-    """A report when the live version already matches, decided from its manifest alone (no
-    tables or vectors are read, torch is not imported); None when a build is needed."""
-    manifest = _live_manifest(settings)
-    if manifest is None:
-        return None
-    n_chunks = int(manifest.get("counts", {}).get("chunks", 0))
-    if (
-        manifest.get("settings") != settings_fingerprint(settings)
-        or manifest.get("documents") != {d.id: d.sha256 for d in docs}
-        or manifest.get("dense_index") != dense_kind(settings, n_chunks)
-    ):
-        return None
-    return BuildReport(
-        version=store.current_version(settings.index_dir),
-        full_rebuild=False,
-        reason="up to date",
-        unchanged=len(docs),
-        documents=len(docs),
-        chunks=n_chunks,
-    )
-
-
-def plan_build(settings: Settings, docs: list[Document], rebuild: bool) -> BuildPlan:
-    """Compare the articles with the live version: what was added, changed and removed."""
-    previous, reason = (None, "rebuild requested") if rebuild else _load_previous(settings)
-    if previous is not None and previous.manifest.get("settings") != settings_fingerprint(settings):
-        previous, reason = None, "model or chunker settings changed"
-    before = {d.id: d.sha256 for d in previous.documents} if previous else {}
-    return BuildPlan(
-        docs=docs,
-        previous=previous,
-        reason=reason if previous is None else "incremental",
-        added=[] if previous is None else [d.id for d in docs if d.id not in before],
-        changed=[d.id for d in docs if d.id in before and before[d.id] != d.sha256],
-        removed=sorted(set(before) - {d.id for d in docs}),
-    )
-
-
-def embed_documents(
+def _write(
     settings: Settings,
-    docs: Sequence[Document],
+    plan: BuildPlan,
     embedder: Embedder | None,
-    progress: bool | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> dict[str, EmbeddedDoc]:
-    """Chunk the documents and embed all their chunks in one batched pass."""
-    from rag.chunking import ChunkerConfig, chunk_with_sentences
+    progress: bool | None,
+    on_progress: Callable[[int], None] | None,
+) -> BuildReport:
+    prev = plan.previous
+    if embedder is None and plan.todo:
+        from rag.embedding import Embedder
 
-    if not docs:
-        return {}
-    assert embedder is not None
-    config = ChunkerConfig(max_tokens=settings.chunk_tokens, overlap=settings.chunk_overlap)
-    chunked = {d.id: chunk_with_sentences(d, embedder.counter, config) for d in docs}
-    flat = [
-        (c, spans)
-        for chunks, spans_list in chunked.values()
-        for c, spans in zip(chunks, spans_list, strict=True)
-    ]
-    encoded = embedder.encode_chunks(
-        [c.text for c, _ in flat],
-        [[(s - c.start, e - c.start) for s, e in spans] for c, spans in flat],
-        settings.batch_size,
-        progress,
-        on_progress,
+        embedder = Embedder.load(settings)
+    out = _Outcome()
+    if prev is not None:  # carry the warnings of files that are kept or skipped again
+        recorded = prev.manifest.get("warnings", {})
+        out.warnings = {
+            f.doc_id: recorded[f.doc_id]
+            for f, a in plan.entries
+            if a != "embed" and f.doc_id in recorded
+        }
+    if embedder is not None:
+        dim, max_len = embedder.dim, embedder.max_length
+    else:
+        assert prev is not None
+        dim, max_len = prev.manifest["model"]["dim"], prev.manifest["model"]["max_seq_length"]
+
+    def manifest_for(w: VersionWriter) -> dict[str, Any]:
+        if not w.documents:
+            raise _no_articles(settings)
+        listed = {f.doc_id: f.key for f, _ in plan.entries}
+        return make_manifest(settings, w, max_len, listed, out.warnings)
+
+    version = write_stream(
+        settings.index_dir,
+        dim,
+        _entries(settings, plan, embedder, out, progress, on_progress),
+        prev,
+        manifest_for,
+        lambda n: dense_kind(settings, n),
     )
-    out: dict[str, EmbeddedDoc] = {}
-    pos = 0
-    for doc_id, (chunks, spans_list) in chunked.items():
-        n = len(chunks)
-        out[doc_id] = EmbeddedDoc(
-            chunks,
-            encoded.vectors[pos : pos + n],
-            spans_list,
-            encoded.sentence_vectors[pos : pos + n],
-        )
-        pos += n
-    return out
+    previously = set(prev.manifest.get("documents", {})) if prev else set()
+    counts = (_live_manifest(settings) or {}).get("counts", {})
+    n_docs = int(counts.get("documents", 0))
+    return BuildReport(
+        version=version,
+        full_rebuild=plan.full,
+        reason=plan.reason,
+        added=out.added,
+        changed=out.changed,
+        removed=sorted(set(plan.removed) | (set(out.failed) & previously)),
+        unchanged=n_docs - len(out.added) - len(out.changed),
+        documents=n_docs,
+        chunks=int(counts.get("chunks", 0)),
+        chunks_embedded=out.chunks_embedded,
+        warnings=[str(LoadWarning(p, r)) for p, rs in out.warnings.items() for r in rs],
+    )
 
 
-class _Tables:
-    """Chunk rows, vectors and sentence rows being assembled for a new version."""
+def _entries(
+    settings: Settings,
+    plan: BuildPlan,
+    embedder: Embedder | None,
+    out: _Outcome,
+    progress: bool | None,
+    on_progress: Callable[[int], None] | None,
+) -> Iterator[Fresh | Stored | Copy]:
+    """The plan's files as writer entries, in id order: fresh ones loaded and embedded lazily.
 
-    def __init__(self) -> None:
-        self.chunks: list[Chunk] = []
-        self.vectors: list[np.ndarray] = []
-        self.s_doc: list[str] = []
-        self.s_start: list[np.ndarray] = []
-        self.s_end: list[np.ndarray] = []
-        self.s_chunk: list[np.ndarray] = []
-        self.s_vecs: list[np.ndarray] = []
+    A file whose bytes equal a document of the previous version or one earlier in this build
+    (a rename or a duplicate) is copied from it instead of embedded again.
+    """
+    prev = plan.previous
+    previously = set(prev.manifest.get("documents", {})) if prev else set()
+    copies = _find_copies(plan)  # doc id → (source id, in previous version, sha256)
+    embedded: set[str] = set()
 
-    def add_fresh(self, doc_id: str, e: EmbeddedDoc) -> None:
-        base = len(self.chunks)
-        self.chunks.extend(e.chunks)
-        self.vectors.append(e.vectors)
-        for i, spans in enumerate(e.sentence_spans):
-            self.s_doc.extend([doc_id] * len(spans))
-            self.s_start.append(np.array([s for s, _ in spans], np.int64))
-            self.s_end.append(np.array([x for _, x in spans], np.int64))
-            self.s_chunk.append(np.full(len(spans), base + i, np.int64))
-            self.s_vecs.append(e.sentence_vectors[i].astype(np.float16))
+    def loaded() -> Iterator[Document]:
+        for f in plan.todo:
+            if f.doc_id in copies:
+                continue
+            doc, warnings = load_file(f.path, settings.seeds_dir)
+            if warnings:
+                out.warnings[f.doc_id] = [w.reason for w in warnings]
+            if doc is None:
+                out.failed.append(f.doc_id)
+            else:
+                yield doc
 
-    def add_stored(
-        self, prev: IndexData, rows: tuple[int, int], sent_rows: tuple[int, int]
-    ) -> None:
-        base = len(self.chunks)
-        lo, hi = rows
-        slo, shi = sent_rows
-        sent = prev.sentences
-        self.chunks.extend(prev.chunks[lo:hi])
-        self.vectors.append(prev.chunk_vectors[lo:hi])
-        self.s_doc.extend(sent.doc_ids[slo:shi])
-        self.s_start.append(sent.starts[slo:shi])
-        self.s_end.append(sent.ends[slo:shi])
-        self.s_chunk.append(sent.chunk_rows[slo:shi] - lo + base)
-        self.s_vecs.append(sent.vectors[slo:shi])
-
-    def data(self, docs: list[Document], dim: int) -> IndexData:
-        def cat(parts: list[np.ndarray], dtype: Any, width: int | None = None) -> np.ndarray:
-            if parts:
-                return np.concatenate(parts).astype(dtype, copy=False)
-            return np.zeros((0, width) if width else (0,), dtype)
-
-        sentences = SentenceTable(
-            doc_ids=self.s_doc,
-            starts=cat(self.s_start, np.int64),
-            ends=cat(self.s_end, np.int64),
-            chunk_rows=cat(self.s_chunk, np.int64),
-            vectors=cat(self.s_vecs, np.float16, dim),
-        )
-        return IndexData({}, docs, self.chunks, cat(self.vectors, np.float32, dim), sentences)
+    fresh = embed_stream(settings, loaded(), embedder, progress, on_progress)
+    pending: tuple[Document, EmbeddedDoc] | None = next(fresh, None)
+    for f, action in plan.entries:
+        if action == "keep":
+            yield Stored(f.doc_id)
+            continue
+        if action != "embed":
+            continue
+        entry: Fresh | Copy | None = None
+        if pending is not None and pending[0].id == f.doc_id:
+            entry = Fresh(*pending)
+            out.chunks_embedded += len(pending[1].chunks)
+            embedded.add(f.doc_id)
+            pending = next(fresh, None)
+        elif f.doc_id in copies:
+            entry = _copy_entry(settings, f, copies[f.doc_id], embedded, out)
+        if entry is not None:  # None: it failed to load (its warning is recorded)
+            (out.changed if f.doc_id in previously else out.added).append(f.doc_id)
+            yield entry
 
 
-def splice(
-    docs: list[Document],
-    previous: IndexData | None,
-    fresh: dict[str, EmbeddedDoc],
-    dim: int,
-) -> IndexData:
-    """The new version's tables in document-id order: fresh documents from `fresh`, the rest
-    copied from `previous` (their stored chunks, vectors and sentence vectors)."""
-    old_rows = store.row_ranges([c.doc_id for c in previous.chunks]) if previous else {}
-    old_sent = store.row_ranges(previous.sentences.doc_ids) if previous else {}
-    tables = _Tables()
-    for d in docs:
-        if d.id in fresh:
-            tables.add_fresh(d.id, fresh[d.id])
+def _find_copies(plan: BuildPlan) -> dict[str, tuple[str, bool, str]]:
+    """Files to embed whose bytes equal a previous document's or an earlier file's (renames,
+    duplicates): hashed up front, so the embedding stream never reads ahead past them."""
+    prev = plan.previous
+    known: dict[str, tuple[str, bool]] = {}
+    if prev is not None:
+        known = {sha: (i, True) for i, sha in prev.manifest.get("documents", {}).items()}
+    copies: dict[str, tuple[str, bool, str]] = {}
+    for f in plan.todo:
+        sha = file_sha256(f.path)
+        if sha is None:
+            continue
+        if sha in known:
+            copies[f.doc_id] = (*known[sha], sha)
         else:
-            assert previous is not None
-            tables.add_stored(previous, old_rows.get(d.id, (0, 0)), old_sent.get(d.id, (0, 0)))
-    return tables.data(docs, dim)
+            known[sha] = (f.doc_id, False)
+    return copies
 
 
-def make_manifest(settings: Settings, data: IndexData, max_seq_length: int) -> dict[str, Any]:
-    """What a version records about itself; `settings` and `documents` decide later builds."""
+def _copy_entry(
+    settings: Settings,
+    f: FileStat,
+    source: tuple[str, bool, str],
+    embedded: set[str],
+    out: _Outcome,
+) -> Copy | None:
+    src, in_previous, sha = source
+    doc, warnings = load_file(f.path, settings.seeds_dir)
+    if warnings:
+        out.warnings[f.doc_id] = [w.reason for w in warnings]
+    if doc is None or doc.sha256 != sha or not (in_previous or src in embedded):
+        if doc is not None:  # changed while this build ran: the next build picks it up
+            out.warnings[f.doc_id] = ["changed during the build; run `rag index` again"]
+        out.failed.append(f.doc_id)
+        return None
+    return Copy(doc, src, in_previous)
+
+
+def make_manifest(
+    settings: Settings,
+    w: VersionWriter,
+    max_seq_length: int,
+    files: dict[str, list[int]],
+    warnings: dict[str, list[str]],
+) -> dict[str, Any]:
+    """What a version records about itself; `settings`, `documents` and `files` decide later
+    builds (`files`: size, mtime_ns and inode of every listed file, skipped ones included)."""
     return {
         "format_version": store.FORMAT_VERSION,
         "settings": settings_fingerprint(settings),
-        "model": {
-            "name": settings.model,
-            "dim": int(data.chunk_vectors.shape[1]),
-            "max_seq_length": int(max_seq_length),
-        },
+        "model": {"name": settings.model, "dim": int(w.dim), "max_seq_length": int(max_seq_length)},
         "chunker": {
             "max_tokens": settings.chunk_tokens,
             "overlap_sentences": settings.chunk_overlap,
             "version": CHUNKER_VERSION,
         },
-        "dense_index": dense_kind(settings, len(data.chunks)),
-        "documents": {d.id: d.sha256 for d in data.documents},
+        "dense_index": dense_kind(settings, w.n_chunks),
+        "documents": dict(w.documents),
+        "files": files,
+        "warnings": {k: v for k, v in sorted(warnings.items()) if v},
         "counts": {
-            "documents": len(data.documents),
-            "chunks": len(data.chunks),
-            "sentences": len(data.sentences.doc_ids),
+            "documents": len(w.documents),
+            "chunks": w.n_chunks,
+            "sentences": w.n_sentences,
         },
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

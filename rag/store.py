@@ -158,23 +158,34 @@ def new_version_name() -> str:
 def write_version(
     index_dir: Path, data: IndexData, dense: DenseIndex, lexical: LexicalIndex
 ) -> str:
-    """Write a complete version beside the live one and make it live. Returns its name."""
+    """Write a complete in-memory version beside the live one and make it live (benchmarks
+    that synthesise an index use this; builds stream through `rag.writer` instead)."""
     versions = index_dir / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
     name = new_version_name()
     tmp = versions / f".tmp-{name}"
     tmp.mkdir()
-    _write_tables(tmp / "tables.sqlite", data.documents, data.chunks, data.sentences)
-    np.save(tmp / "chunk_vectors.npy", data.chunk_vectors)
-    np.save(tmp / "sentence_vectors.npy", data.sentences.vectors)
-    dense.save(tmp)
-    lexical.save(tmp)
-    (tmp / "manifest.json").write_text(json.dumps(data.manifest, indent=2, sort_keys=True))
+    try:
+        _write_tables(tmp / "tables.sqlite", data.documents, data.chunks, data.sentences)
+        np.save(tmp / "chunk_vectors.npy", data.chunk_vectors)
+        np.save(tmp / "sentence_vectors.npy", data.sentences.vectors)
+        dense.save(tmp)
+        lexical.save(tmp)
+        (tmp / "manifest.json").write_text(json.dumps(data.manifest, indent=2, sort_keys=True))
+        commit_version(index_dir, name, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return name
+
+
+def commit_version(index_dir: Path, name: str, tmp: Path) -> None:
+    """fsync a complete temporary version, rename it into place, then make it live."""
+    versions = index_dir / VERSIONS
     fsync_tree(tmp)
     os.rename(tmp, versions / name)
     fsync_dir(versions)
     write_atomic(index_dir / CURRENT, f"{name}\n".encode())
-    return name
 
 
 def remove_stale(index_dir: Path, keep: int) -> None:

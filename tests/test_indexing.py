@@ -226,6 +226,15 @@ _KILLER = textwrap.dedent(
             die()
         return real_fsync_tree(path)
 
+    from rag import writer
+    real_add_fresh = writer.VersionWriter.add_fresh
+
+    def add_fresh(self, *a, **k):
+        if point == "mid-stream" and self.n_chunks:  # rows of one document already written
+            die()
+        return real_add_fresh(self, *a, **k)
+
+    writer.VersionWriter.add_fresh = add_fresh
     os.rename, os.replace, store.fsync_tree = rename, replace, fsync_tree
     build_index(Settings(seeds_dir=sys.argv[2], index_dir=sys.argv[3]), rebuild=True,
                 progress=False)
@@ -239,7 +248,9 @@ def _assert_previous_index_serves(s: Settings, version: str) -> None:
     assert snap.version == version and len(snap.docs) == 3
 
 
-@pytest.mark.parametrize("point", ["mid-write", "before-version-rename", "before-current-replace"])
+@pytest.mark.parametrize(
+    "point", ["mid-stream", "mid-write", "before-version-rename", "before-current-replace"]
+)
 def test_sigkill_at_each_write_step_keeps_previous_index(
     fresh_corpus: Settings, embedder: Embedder, point: str
 ) -> None:

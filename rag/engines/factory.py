@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,23 @@ def build_dense(vectors: np.ndarray, kind: str) -> DenseIndex:
     return FaissIndex.build(vectors, kind)
 
 
+def build_dense_blocks(blocks: Iterable[np.ndarray], n: int, dim: int, kind: str) -> DenseIndex:
+    """A dense index fed block by block (a streaming build reads its vector file back).
+
+    Flat indexes are appended to one block at a time (the same index as one `add` of all rows);
+    other kinds get all rows at once, as their construction depends on the whole set.
+    """
+    if kind != "flat":
+        parts = list(blocks)
+        vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+        return build_dense(vectors, kind)
+    dense = build_dense(np.zeros((0, dim), np.float32), kind)
+    for block in blocks:
+        dense.index.add(np.ascontiguousarray(block, dtype=np.float32))  # type: ignore[attr-defined]
+    assert len(dense) == n
+    return dense
+
+
 def load_dense(folder: Path, kind: str, vectors: np.ndarray) -> DenseIndex:
     from rag.engines.faiss_index import FaissIndex
 
@@ -31,6 +48,13 @@ def build_lexical(token_lists: Sequence[list[str]]) -> LexicalIndex:
     from rag.engines.bm25_index import Bm25Index
 
     return Bm25Index.build(token_lists)
+
+
+def build_lexical_ids(term_ids: list[np.ndarray], vocab: dict[str, int]) -> LexicalIndex:
+    """BM25 from per-chunk term ids (int32 arrays) and their vocabulary (term → id)."""
+    from rag.engines.bm25_index import Bm25Index
+
+    return Bm25Index.build_ids(term_ids, vocab)
 
 
 def load_lexical(folder: Path) -> LexicalIndex:

@@ -1,0 +1,437 @@
+"""The streaming version writer: documents go to disk as they arrive, in document-id order.
+
+    write_stream(index_dir, dim, entries) ← entries: Fresh(Document, EmbeddedDoc) | Stored(doc id)
+
+Invariants:
+- Bounded memory. A fresh document's rows are written to SQLite and its vectors appended to
+  `chunk_vectors.npy` / `sentence_vectors.npy` (float16) as soon as it arrives; nothing per
+  token or per vector is kept past that call. What stays in memory for the whole build is
+  O(documents) bookkeeping (ids, sha256, file stats) and the BM25 term ids of every chunk
+  (int32, ~4 bytes a term), because bm25s builds its matrix in one call. The FAISS index is
+  built afterwards from the vector file, read back in blocks with `pread` (not mmap, so the
+  file's pages never count towards this process's RSS).
+- Same contents as a build that held everything: rows in document-id order, a stored
+  document's rows, vectors and sentence vectors copied byte for byte from the previous
+  version (read with `pread`, never loading the previous version whole), `.npy` files
+  byte-identical to `np.save` of the same arrays.
+- Crash and disk safety: everything is written in `versions/.tmp-<name>/`, fsynced, then
+  renamed into place and made live by replacing CURRENT (see `rag.store`). Any exception
+  removes the temporary folder; a disk that fills becomes one `DiskFullError` naming the
+  place, what was written and what is free; a SIGKILL leaves the folder for the next build
+  to sweep (`store.remove_stale`, run under the lock before writing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag import store
+from rag.errors import DiskFullError, IndexError_
+from rag.lexical import tokenize
+from rag.models import Chunk, Document
+
+if TYPE_CHECKING:
+    from rag.embed_stream import EmbeddedDoc
+
+NPY_HEADER = 128  # bytes; np.save's version 1.0 header for any 1- or 2-D shape we write
+READ_ROWS = 8192  # rows per block when copying or indexing vectors
+
+SCHEMA = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, date TEXT,
+    dateline TEXT, text TEXT NOT NULL, sha256 TEXT NOT NULL);
+CREATE TABLE chunks (
+    row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL, n_tiktoken INTEGER NOT NULL);
+CREATE TABLE sentences (
+    row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL, chunk_row INTEGER NOT NULL);
+"""
+
+
+# ---------------------------------------------------------------------------- .npy files
+
+
+def _npy_header(dtype: np.dtype[Any], shape: tuple[int, ...]) -> bytes:
+    buf = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buf, header)
+    out = buf.getvalue()
+    if len(out) != NPY_HEADER:  # pragma: no cover - only for absurd shapes
+        raise ValueError(f"unexpected .npy header length {len(out)}")
+    return out
+
+
+class NpyAppender:
+    """An .npy file written row block by row block; the header is filled in on `close`."""
+
+    def __init__(self, path: Path, dtype: Any, dim: int) -> None:
+        self.path, self.dtype, self.dim, self.rows = path, np.dtype(dtype), dim, 0
+        self._fh = open(path, "w+b")  # noqa: SIM115 - closed in close()
+        self._fh.write(b"\0" * NPY_HEADER)
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype).reshape(-1, self.dim)
+        self._fh.write(block.tobytes())
+        self.rows += len(block)
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Rows already appended (a duplicate document copies them)."""
+        self._fh.flush()
+        n, row = max(0, hi - lo), self.dim * self.dtype.itemsize
+        raw = os.pread(self._fh.fileno(), n * row, NPY_HEADER + lo * row)
+        return np.frombuffer(raw, self.dtype).reshape(n, self.dim)
+
+    def close(self) -> None:
+        self._fh.seek(0)
+        self._fh.write(_npy_header(self.dtype, (self.rows, self.dim)))
+        self._fh.close()
+
+
+class NpyReader:
+    """Row ranges of a 2-D .npy file read with `pread`: no mmap, no whole-file load."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        with open(path, "rb") as fh:
+            major, _minor = np.lib.format.read_magic(fh)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(fh)
+            self.offset = fh.tell()
+        if fortran or len(shape) != 2:
+            raise ValueError(f"{path.name}: expected a C-ordered 2-D array")
+        self.rows, self.dim = shape
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = self.dim * self.dtype.itemsize
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        n = max(0, hi - lo)
+        raw = os.pread(self._fd, n * self.row_bytes, self.offset + lo * self.row_bytes)
+        if len(raw) != n * self.row_bytes:
+            raise ValueError("vector file shorter than its header says")
+        return np.frombuffer(raw, self.dtype).reshape(n, self.dim)
+
+    def blocks(self, step: int = READ_ROWS) -> Iterator[np.ndarray]:
+        for lo in range(0, self.rows, step):
+            yield self.read(lo, min(lo + step, self.rows))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+# ---------------------------------------------------------------------------- previous version
+
+
+class PreviousVersion:
+    """The live version, read one document at a time (its tables stay on disk)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.manifest = store.read_manifest(path)
+        try:
+            self.con = sqlite3.connect(f"file:{path / 'tables.sqlite'}?mode=ro", uri=True)
+            self.chunk_ranges = self._ranges("chunks")
+            self.sentence_ranges = self._ranges("sentences")
+            self.vectors = NpyReader(path / "chunk_vectors.npy")
+            self.sentence_vectors = NpyReader(path / "sentence_vectors.npy")
+            n_chunks = self.con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            n_sent = self.con.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
+        except (OSError, ValueError, sqlite3.Error) as exc:
+            raise IndexError_(f"index at {path} is unreadable ({exc.__class__.__name__})") from exc
+        if n_chunks != self.vectors.rows or n_sent != self.sentence_vectors.rows:
+            raise IndexError_(f"index at {path} is corrupt (vector and table counts differ)")
+
+    def _ranges(self, table: str) -> dict[str, tuple[int, int]]:
+        q = f"SELECT doc_id, MIN(row), MAX(row) + 1 FROM {table} GROUP BY doc_id"
+        return {r[0]: (int(r[1]), int(r[2])) for r in self.con.execute(q)}
+
+    def document(self, doc_id: str) -> Document:
+        r = self.con.execute(
+            "SELECT id, title, source, date, dateline, text, sha256 FROM documents WHERE id = ?",
+            (doc_id,),
+        ).fetchone()
+        return Document(*r)
+
+    def chunk_rows_of(self, doc_id: str) -> list[tuple[Any, ...]]:
+        return _chunk_rows_of(self.con, doc_id)
+
+    def sentence_rows_of(self, doc_id: str) -> list[tuple[int, int, int]]:
+        return _sentence_rows_of(self.con, doc_id)
+
+    def close(self) -> None:
+        self.con.close()
+        self.vectors.close()
+        self.sentence_vectors.close()
+
+
+def _chunk_rows_of(con: sqlite3.Connection, doc_id: str) -> list[tuple[Any, ...]]:
+    return con.execute(
+        'SELECT id, doc_id, ordinal, start, "end", n_tokens, n_tiktoken FROM chunks '
+        "WHERE doc_id = ? ORDER BY row",
+        (doc_id,),
+    ).fetchall()
+
+
+def _sentence_rows_of(con: sqlite3.Connection, doc_id: str) -> list[tuple[int, int, int]]:
+    return con.execute(
+        'SELECT start, "end", chunk_row FROM sentences WHERE doc_id = ? ORDER BY row',
+        (doc_id,),
+    ).fetchall()
+
+
+# ---------------------------------------------------------------------------- the writer
+
+
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    """A document embedded by this build."""
+
+    document: Document
+    embedded: EmbeddedDoc
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A document whose rows and vectors are copied from the previous version."""
+
+    doc_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A new or changed document whose bytes equal those of `source` (a rename or duplicate):
+    its chunks, vectors and sentence rows are copied from the source's, under its own id.
+    `source` is a document of the previous version (`in_previous`) or one already written."""
+
+    document: Document
+    source: str
+    in_previous: bool
+
+
+class VersionWriter:
+    """Appends documents in id order to a temporary version folder (see the module docstring)."""
+
+    def __init__(self, tmp: Path, dim: int) -> None:
+        self.tmp, self.dim = tmp, dim
+        self.con = sqlite3.connect(tmp / "tables.sqlite")
+        self.con.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
+        self.vectors = NpyAppender(tmp / "chunk_vectors.npy", np.float32, dim)
+        self.sentence_vectors = NpyAppender(tmp / "sentence_vectors.npy", np.float16, dim)
+        self.documents: dict[str, str] = {}  # id → sha256, in id order
+        self.chunk_ranges: dict[str, tuple[int, int]] = {}  # rows of each written document
+        self.sentence_ranges: dict[str, tuple[int, int]] = {}
+        self.n_chunks = self.n_sentences = 0
+        self.vocab: dict[str, int] = {}
+        self.term_ids: list[np.ndarray] = []  # per chunk, for BM25
+
+    def _add_terms(self, text: str) -> None:
+        terms = tokenize(text)
+        vocab = self.vocab
+        ids = [vocab.setdefault(t, len(vocab)) for t in terms]
+        self.term_ids.append(np.array(ids, np.int32))
+
+    def _add_document(self, d: Document) -> None:
+        self.con.execute(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?)",
+            (d.id, d.title, d.source, d.date, d.dateline, d.text, d.sha256),
+        )
+        self.documents[d.id] = d.sha256
+
+    def _add_chunks(self, chunks: Iterable[Chunk]) -> None:
+        rows = []
+        for i, c in enumerate(chunks, self.n_chunks):
+            rows.append((i, c.id, c.doc_id, c.ordinal, c.start, c.end, c.n_tokens, c.n_tiktoken))
+            self._add_terms(c.text)
+        self.con.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def _add_sentences(self, doc_id: str, rows: list[tuple[int, int, int]]) -> None:
+        base = self.n_sentences
+        self.con.executemany(
+            "INSERT INTO sentences VALUES (?,?,?,?,?)",
+            [(base + i, doc_id, s, e, c) for i, (s, e, c) in enumerate(rows)],
+        )
+        self.n_sentences += len(rows)
+
+    def _end_document(self, doc_id: str, n_chunks: int, sent_lo: int) -> None:
+        self.chunk_ranges[doc_id] = (self.n_chunks, self.n_chunks + n_chunks)
+        self.sentence_ranges[doc_id] = (sent_lo, self.n_sentences)
+        self.n_chunks += n_chunks
+
+    def add_fresh(self, d: Document, e: EmbeddedDoc) -> None:
+        self._add_document(d)
+        base, sent_lo = self.n_chunks, self.n_sentences
+        self._add_chunks(e.chunks)
+        self.vectors.append(e.vectors)
+        sent = [(s, x, base + i) for i, spans in enumerate(e.sentence_spans) for s, x in spans]
+        self._add_sentences(d.id, sent)
+        for v in e.sentence_vectors:
+            self.sentence_vectors.append(v.astype(np.float16))
+        self._end_document(d.id, len(e.chunks), sent_lo)
+
+    # the same reading interface as PreviousVersion, over the rows this build wrote
+    def chunk_rows_of(self, doc_id: str) -> list[tuple[Any, ...]]:
+        return _chunk_rows_of(self.con, doc_id)
+
+    def sentence_rows_of(self, doc_id: str) -> list[tuple[int, int, int]]:
+        return _sentence_rows_of(self.con, doc_id)
+
+    def add_stored(
+        self, src: PreviousVersion | VersionWriter, doc_id: str, as_doc: Document | None = None
+    ) -> None:
+        """Copy a document's rows and vectors from `src`; as `as_doc` (new id) if given."""
+        d = as_doc or src.document(doc_id)  # type: ignore[union-attr]
+        self._add_document(d)
+        base, sent_lo = self.n_chunks, self.n_sentences
+        lo, hi = src.chunk_ranges.get(doc_id, (0, 0))
+        slo, shi = src.sentence_ranges.get(doc_id, (0, 0))
+        vectors, sentence_vectors = src.vectors.read(lo, hi), src.sentence_vectors.read(slo, shi)
+        self._add_chunks(
+            Chunk(f"{d.id}#{r[2]}", d.id, r[2], r[3], r[4], d.text[r[3] : r[4]], r[5], r[6])
+            for r in src.chunk_rows_of(doc_id)
+        )
+        self.vectors.append(vectors)
+        sent = [(s, x, c - lo + base) for s, x, c in src.sentence_rows_of(doc_id)]
+        self._add_sentences(d.id, sent)
+        self.sentence_vectors.append(sentence_vectors)
+        self._end_document(d.id, hi - lo, sent_lo)
+
+    def close_tables(self) -> None:
+        """Commit the rows and finish the .npy headers (the stream is over)."""
+        self.con.commit()
+        self.con.close()
+        self.vectors.close()
+        self.sentence_vectors.close()
+
+    def build_engines(self, kind: str) -> None:
+        """FAISS from the vector file (read back in blocks), BM25 from the kept term ids."""
+        from rag.engines.factory import build_dense_blocks, build_lexical_ids
+
+        reader = NpyReader(self.tmp / "chunk_vectors.npy")
+        try:
+            build_dense_blocks(reader.blocks(), reader.rows, self.dim, kind).save(self.tmp)
+        finally:
+            reader.close()
+        ids, vocab = self.term_ids, self.vocab
+        self.term_ids, self.vocab = [], {}
+        build_lexical_ids(ids, vocab).save(self.tmp)
+
+
+def write_stream(
+    index_dir: Path,
+    dim: int,
+    entries: Iterable[Fresh | Stored | Copy],
+    prev: PreviousVersion | None,
+    make_manifest: Callable[[VersionWriter], dict[str, Any]],
+    kind_for: Callable[[int], str],
+) -> str:
+    """Write a new version from `entries` (document-id order) and make it live; its name."""
+    with new_version(index_dir) as (name, tmp):
+        w = VersionWriter(tmp, dim)
+        for entry in entries:
+            if isinstance(entry, Fresh):
+                w.add_fresh(entry.document, entry.embedded)
+            elif isinstance(entry, Copy):
+                src = prev if entry.in_previous else w
+                assert src is not None
+                w.add_stored(src, entry.source, entry.document)
+            else:
+                assert prev is not None
+                w.add_stored(prev, entry.doc_id)
+        w.close_tables()
+        w.build_engines(kind_for(w.n_chunks))
+        manifest = make_manifest(w)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        store.commit_version(index_dir, name, tmp)
+    return name
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+@contextlib.contextmanager
+def new_version(index_dir: Path) -> Iterator[tuple[str, Path]]:
+    """A fresh `.tmp-<name>` folder, removed if the body raises; a full disk becomes one
+    clear `DiskFullError`."""
+    versions = index_dir / store.VERSIONS
+    versions.mkdir(parents=True, exist_ok=True)
+    name = store.new_version_name()
+    tmp = versions / f".tmp-{name}"
+    try:
+        tmp.mkdir()
+        yield name, tmp
+    except BaseException as exc:
+        written = _tree_size(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, Exception) and is_disk_full(exc):
+            raise DiskFullError(disk_full_message(index_dir, written)) from exc
+        raise
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from the OS, SQLite's SQLITE_FULL, or FAISS/bm25s wrapping either."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, sqlite3.Error) and (
+            getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)
+        ):
+            return True
+        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
+            return True
+    return False
+
+
+def disk_full_message(index_dir: Path, written: int) -> str:
+    try:
+        free = shutil.disk_usage(index_dir).free
+    except OSError:
+        free = 0
+    prev = 0
+    with contextlib.suppress(IndexError_):
+        prev = _tree_size(store.version_path(index_dir)[1])
+    need = f"; the live version takes {_mib(prev)}, a new one needs about as much" if prev else ""
+    return (
+        f"disk full while writing the index in {index_dir / store.VERSIONS}: this build had "
+        f"written {_mib(written)} when it failed, {_mib(free)} is free{need}. The previous "
+        "index is still live and the partial version was removed; free space (or pass "
+        "--index on a larger disk) and run `rag index` again"
+    )
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += (Path(root) / f).stat().st_size
+    return total
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
