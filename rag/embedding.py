@@ -65,6 +65,35 @@ def pin_threads(threads: int) -> None:
     threadpool_limits(threads)
 
 
+# Query token lengths are padded up to a multiple of this (masked padding: same vectors), so a
+# server sees a few dozen tensor shapes instead of one per question length; the native
+# allocator then reuses blocks of the same sizes instead of fragmenting over new ones.
+QUERY_LENGTH_BUCKET = 16
+
+
+def pad_to_bucket(
+    features: dict[str, Any], bucket: int, max_length: int, pad_id: int = 0
+) -> dict[str, Any]:
+    """Pad `input_ids` (with `pad_id`), `attention_mask` and `token_type_ids` (0) to a multiple
+    of `bucket` tokens, at most `max_length`. Masked padding leaves pooled vectors unchanged."""
+    import torch
+
+    ids = features.get("input_ids")
+    if ids is None or ids.dim() != 2:
+        return features
+    length = int(ids.shape[1])
+    target = min(-(-length // bucket) * bucket, max(max_length, length))
+    if target == length:
+        return features
+    out = dict(features)
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        t = features.get(key)
+        if t is not None and t.dim() == 2 and t.shape[1] == length:
+            fill = pad_id if key == "input_ids" else 0
+            out[key] = torch.nn.functional.pad(t, (0, target - length), value=fill)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedChunks:
     vectors: np.ndarray  # (n_chunks, dim) float32, L2-normalised
@@ -81,6 +110,7 @@ class Embedder:
         self.max_length = int(model.max_seq_length)
         self.counter = TokenCounter(model.tokenizer.backend_tokenizer, self.max_length)
         self._batch_tokenizer = _batch_tokenizer(model, self.max_length)
+        self._pad_id = int(model.tokenizer.pad_token_id or 0)
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
 
     @classmethod
@@ -98,7 +128,9 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
-        features = prepare(list(texts))
+        features = pad_to_bucket(
+            prepare(list(texts)), QUERY_LENGTH_BUCKET, self.max_length, self._pad_id
+        )
         with self._lock, torch.inference_mode():
             pooled = self.model(features)["sentence_embedding"].float().numpy()
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -7,7 +7,9 @@ a consistent view while a newer version is loaded beside it.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,8 +29,18 @@ MIN_PASSAGE_CHARS = 20  # a leftover shorter than this is not worth a passage of
 
 SENTENCE_TERMS_CACHED = 65_536  # sentences whose terms a snapshot keeps (LRU, ~10 MB)
 
+# Every snapshot loaded and not yet freed, so tests and /metrics can check that a hot swap
+# really lets go of the previous version (weak: this set never keeps one alive).
+_LOADED: weakref.WeakValueDictionary[int, Snapshot] = weakref.WeakValueDictionary()
+_loads = itertools.count()
 
-@dataclass(frozen=True, slots=True)
+
+def loaded_versions() -> list[str]:
+    """Versions of the snapshots still in memory anywhere in the process (oldest first)."""
+    return sorted(s.version for s in list(_LOADED.values()))
+
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Snapshot:
     """One index version, loaded whole; never changed after `load` (the term cache aside,
     which is bounded and holds only values derivable from the version itself)."""
@@ -62,7 +74,7 @@ class Snapshot:
             term: math.log(1 + (n - df + 0.5) / (df + 0.5))
             for term, df in lexical.document_frequencies().items()
         }
-        return cls(
+        snap = cls(
             version=version,
             data=data,
             dense=dense,
@@ -73,6 +85,13 @@ class Snapshot:
             idf=idf,
             sentence_terms=_sentence_terms(docs, data.sentences),
         )
+        _LOADED[next(_loads)] = snap
+        return snap
+
+    def cache_stats(self) -> tuple[int, int]:
+        """(entries, bound) of this snapshot's sentence-term cache."""
+        info = self.sentence_terms.cache_info()  # type: ignore[attr-defined]
+        return int(info.currsize), int(info.maxsize)
 
     def term_idf(self, term: str) -> float:
         return self.idf.get(term, self.max_idf)
