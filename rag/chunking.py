@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.models import Chunk, Document
-from rag.sentences import split_sentences
+from rag.sentences import split_sentences, strip_span
 from rag.tokens import TokenCounter, count_cl100k
 
-__all__ = ["ChunkerConfig", "chunk_document", "chunk_documents", "chunk_with_sentences"]
+__all__ = ["ChunkerConfig", "chunk_document", "chunk_with_sentences"]
 
 # Below this many content tokens per chunk, chunks would be fragments of words; and one
 # character can need up to 3 tokens (a Hangul syllable), so tiny limits could not be honoured.
@@ -118,16 +118,6 @@ def _new_sentences(units: list[_Unit], spans: list[tuple[int, int]]) -> list[Sen
     return out
 
 
-def chunk_documents(
-    docs: Sequence[Document], counter: TokenCounter, config: ChunkerConfig
-) -> list[Chunk]:
-    """Chunk many documents; the result is the concatenation of their chunks, in order."""
-    chunks: list[Chunk] = []
-    for doc in docs:
-        chunks.extend(chunk_document(doc, counter, config))
-    return chunks
-
-
 def _units(text: str, counter: TokenCounter, limit: int) -> list[_Unit]:
     """Sentences with their token counts, over-long sentences split into pieces that fit.
 
@@ -175,11 +165,9 @@ def _split_span(
         cuts = [len(seg) // 2]
     pieces: list[tuple[int, int]] = []
     for a, b in zip([0, *cuts], [*cuts, len(seg)], strict=True):
-        piece = seg[a:b]
-        stripped = piece.lstrip()
-        if stripped:
-            s = start + a + len(piece) - len(stripped)
-            pieces.append((s, s + len(stripped.rstrip())))
+        s, e = strip_span(text, start + a, start + b)
+        if e > s:
+            pieces.append((s, e))
     counts = counter.count_batch([text[s:e] for s, e in pieces])
     out: list[tuple[int, int, int]] = []
     for (s, e), count in zip(pieces, counts, strict=True):

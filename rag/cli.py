@@ -5,6 +5,7 @@ User mistakes end in one line on stderr and a non-zero exit; `--debug` shows tra
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -99,7 +100,27 @@ def _filters(
     )
 
 
-def _retrieval_options(f: Any) -> Any:
+def _query_command(f: Any) -> Any:
+    """Add the retrieval options; the command receives them as one `Query`."""
+
+    @functools.wraps(f)
+    @click.pass_context
+    def command(
+        ctx: click.Context,
+        question: str,
+        doc: tuple[str, ...],
+        source: tuple[str, ...],
+        since: str | None,
+        until: str | None,
+        index_dir: Path | None,
+        as_json: bool,
+        **options: Any,
+    ) -> Any:
+        from rag.models import Query
+
+        query = Query.of(question, filters=_filters(doc, source, since, until), **options)
+        return f(ctx, query, index_dir=index_dir, as_json=as_json)
+
     for opt in reversed(
         [
             click.option("-k", "--top-k", type=click.IntRange(1, 50), help="Passages to return."),
@@ -114,34 +135,19 @@ def _retrieval_options(f: Any) -> Any:
             click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
         ]
     ):
-        f = opt(f)
-    return f
+        command = opt(command)
+    return command
 
 
 @cli.command("search")
-@click.argument("query")
-@_retrieval_options
-@click.pass_context
-def search_cmd(
-    ctx: click.Context,
-    query: str,
-    top_k: int | None,
-    mode: str | None,
-    index_dir: Path | None,
-    doc: tuple[str, ...],
-    source: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    as_json: bool,
-) -> None:
+@click.argument("question", metavar="QUERY")
+@_query_command
+def search_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: bool) -> None:
     """Rank passages for QUERY (no answer)."""
     from rag.assistant import Assistant
 
-    settings = _settings(ctx, index_dir=index_dir)
-    assistant = Assistant.open(settings=settings)
-    result = assistant.search(
-        query, top_k=top_k, mode=mode, filters=_filters(doc, source, since, until)
-    )
+    assistant = Assistant.open(settings=_settings(ctx, index_dir=index_dir))
+    result = assistant.search(query)
     if as_json:
         _echo_json(result.model_dump())
         return
@@ -152,34 +158,14 @@ def search_cmd(
 
 @cli.command("ask")
 @click.argument("question")
-@_retrieval_options
+@_query_command
 @click.option("--answerer", type=click.Choice(["extractive", "llm"]), help="Who writes answers.")
-@click.pass_context
-def ask_cmd(
-    ctx: click.Context,
-    question: str,
-    top_k: int | None,
-    mode: str | None,
-    index_dir: Path | None,
-    doc: tuple[str, ...],
-    source: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    as_json: bool,
-    answerer: str | None,
-) -> None:
+def ask_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: bool) -> None:
     """Answer QUESTION from the articles, citing exact source spans."""
     from rag.assistant import Assistant
 
-    settings = _settings(ctx, index_dir=index_dir)
-    assistant = Assistant.open(settings=settings)
-    events = assistant.stream_ask(
-        question,
-        top_k=top_k,
-        mode=mode,
-        filters=_filters(doc, source, since, until),
-        answerer=answerer,
-    )
+    assistant = Assistant.open(settings=_settings(ctx, index_dir=index_dir))
+    events = assistant.stream_ask(query)
     from rag.display import print_answer_stream
 
     answer = print_answer_stream(events, live=not as_json and sys.stdout.isatty(), show=not as_json)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rag.errors import CorpusError
 from rag.models import Document, LoadWarning
+from rag.sentences import split_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def _load(path: Path, seeds_dir: Path) -> tuple[Document | None, list[LoadWarnin
             text, meta = _split_front_matter(text)
     except Exception as exc:  # a parser bug on one odd file must not stop the whole corpus
         return None, [_warn(doc_id, f"could not parse: {exc}")]
-    text = normalise(text)
+    text = normalise_document_text(text)
     if not text:
         return None, [_warn(doc_id, "empty; skipped")]
 
@@ -190,7 +191,7 @@ def _looks_binary(sample: str) -> bool:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
 
 
-def normalise(text: str) -> str:
+def normalise_document_text(text: str) -> str:
     """One fixed normalisation: every character offset stored downstream refers to its output."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub(" ", text).strip()
@@ -303,12 +304,6 @@ _MONTHS = {
     )
     for name in names.split()
 }  # fmt: skip
-_ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "no", "vs", "etc", "gen", "col", "lt",
-     "sgt", "capt", "sen", "rep", "gov", "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr",
-     "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
-)  # fmt: skip
-_SENTENCE_END = re.compile(r"[.!?][\"”’')\]]*(?=\s+[\"“‘'(\[]?[A-Z0-9]|\s*$)")
 
 
 def _make_document(doc_id: str, text: str, meta: dict[str, str], sha: str, stem: str) -> Document:
@@ -379,14 +374,8 @@ def _first_paragraph(body: str) -> str:
 def _first_sentence_title(lead: str) -> str:
     """A title for articles without a headline: the first sentence, cut at a word boundary."""
     lead = _collapse(lead)
-    end = len(lead)
-    for match in _SENTENCE_END.finditer(lead):
-        word = lead[: match.start()].rsplit(" ", 1)[-1].lower().strip("\"“‘'(")
-        if len(word) <= 1 or "." in word or word in _ABBREVIATIONS:
-            continue  # an initial, initialism or abbreviation, not the end of the sentence
-        end = match.end()
-        break
-    sentence = lead[:end].strip()
+    sentences = split_sentences(lead)  # the same sentence rules as the chunker
+    sentence = lead[: sentences[0].end].strip() if sentences else lead.strip()
     if len(sentence) <= TITLE_MAX_CHARS:
         return sentence.removesuffix(".")
     cut = sentence[: TITLE_MAX_CHARS - 1]

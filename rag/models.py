@@ -31,14 +31,6 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
-class Span:
-    """A half-open character range `[start, end)` in a document's text."""
-
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
 class Chunk:
     """A run of whole sentences of one document; `document.text[start:end] == text`."""
 

@@ -22,6 +22,7 @@ from rag import store
 from rag.engines import DenseIndex, LexicalIndex, RowFilter
 from rag.lexical import tokenize
 from rag.models import Chunk, Document, Filters, Mode, Passage
+from rag.sentences import strip_span
 from rag.store import IndexData
 
 MIN_PASSAGE_CHARS = 20  # a leftover shorter than this is not worth a passage of its own
@@ -239,10 +240,8 @@ def merge_passages(
             break
         c = snap.chunks[row]
         text = snap.docs[c.doc_id].text
-        for start, end in _uncovered(c.start, c.end, covered.get(c.doc_id, [])):
-            piece = text[start:end]
-            start += len(piece) - len(piece.lstrip())
-            end -= len(piece) - len(piece.rstrip())
+        for a, b in _uncovered(c.start, c.end, covered.get(c.doc_id, [])):
+            start, end = strip_span(text, a, b)
             if end - start < MIN_PASSAGE_CHARS or len(picked) == top_k:
                 continue
             covered.setdefault(c.doc_id, []).append((start, end))

