@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import tracemalloc
@@ -45,18 +46,24 @@ class CacheStat:
         return self.size <= self.bound
 
 
+UNBOUNDED = sys.maxsize  # the bound reported for a cache without one (a defect)
+
+
 def lru_stat(fn: Any) -> CacheStat:
     """Size and bound of a `functools.lru_cache`-wrapped function."""
     info = fn.cache_info()
-    return CacheStat(size=int(info.currsize), bound=int(info.maxsize))
+    bound = UNBOUNDED if info.maxsize is None else int(info.maxsize)
+    return CacheStat(size=int(info.currsize), bound=bound)
 
 
 SNAPSHOTS_BOUND = 2  # the live version, and the previous one while requests finish on it
 
 
-def cache_stats(snapshot: Snapshot | None = None) -> dict[str, CacheStat]:
+def cache_stats(
+    snapshot: Snapshot | None = None, index_dir: Path | None = None
+) -> dict[str, CacheStat]:
     """Every cache of the `rag` package with its size and bound (fixed at import), plus the
-    index versions still in memory and, given the live snapshot, its own term cache."""
+    versions of `index_dir` still in memory and, given the live snapshot, its term cache."""
     from rag import embedding, lexical, retrieval, tokens
 
     stats = {
@@ -64,7 +71,7 @@ def cache_stats(snapshot: Snapshot | None = None) -> dict[str, CacheStat]:
         "lexical.stemmer": lru_stat(lexical._stemmer),
         "embedding.models": lru_stat(embedding._load_cached),
         "tokens.cl100k": lru_stat(tokens.cl100k),
-        "snapshots.loaded": CacheStat(len(retrieval.loaded_versions()), SNAPSHOTS_BOUND),
+        "snapshots.loaded": CacheStat(len(retrieval.loaded_versions(index_dir)), SNAPSHOTS_BOUND),
     }
     if snapshot is not None:
         size, bound = snapshot.cache_stats()

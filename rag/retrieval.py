@@ -32,13 +32,15 @@ SENTENCE_TERMS_CACHED = 65_536  # sentences whose terms a snapshot keeps (LRU, ~
 
 # Every snapshot loaded and not yet freed, so tests and /metrics can check that a hot swap
 # really lets go of the previous version (weak: this set never keeps one alive).
-_LOADED: weakref.WeakValueDictionary[int, Snapshot] = weakref.WeakValueDictionary()
+_LOADED: weakref.WeakValueDictionary[tuple[str, int], Snapshot] = weakref.WeakValueDictionary()
 _loads = itertools.count()
 
 
-def loaded_versions() -> list[str]:
-    """Versions of the snapshots still in memory anywhere in the process (oldest first)."""
-    return sorted(s.version for s in list(_LOADED.values()))
+def loaded_versions(index_dir: Path | None = None) -> list[str]:
+    """Versions still in memory anywhere in the process (of `index_dir`, or of every index)."""
+    where = None if index_dir is None else str(Path(index_dir).resolve())
+    items = list(_LOADED.items())
+    return sorted(s.version for (d, _), s in items if where is None or d == where)
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -86,7 +88,7 @@ class Snapshot:
             idf=idf,
             sentence_terms=_sentence_terms(docs, data.sentences),
         )
-        _LOADED[next(_loads)] = snap
+        _LOADED[str(Path(index_dir).resolve()), next(_loads)] = snap
         return snap
 
     def cache_stats(self) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from rag import store
 from rag.assistant import Assistant
 from rag.errors import IndexError_
+from rag.memory import limit_arenas
 from rag.settings import Settings
 from server.errors import install_error_handlers
 from server.middleware import RequestContextMiddleware
@@ -26,6 +27,7 @@ from server.routes import documents, index, ops, questions
 from server.runtime import Runtime
 
 logger = logging.getLogger("server")
+MALLOC_ARENAS = 2  # glibc malloc arenas for `rag serve` (MALLOC_ARENA_MAX in the env wins)
 
 
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
@@ -81,6 +83,9 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     check_startable(settings)
+    # Before any worker thread exists: few malloc arenas, so memory freed by one thread is
+    # reused by the next instead of staying behind in an arena of its own (see rag.memory).
+    limit_arenas(MALLOC_ARENAS)
     logging.getLogger("server").setLevel(logging.INFO)
     uvicorn.run(
         create_app(settings),
