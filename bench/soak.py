@@ -44,6 +44,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import load
 from bench.load import (
     BBC_CSV,
     BBC_QUESTIONS,
@@ -51,7 +52,6 @@ from bench.load import (
     ROOT,
     SEED_QUESTIONS,
     Connection,
-    Server,
     _env,
     _percentile,
     ensure_index,
@@ -68,6 +68,23 @@ SEARCH_MODES = ("hybrid", "bm25", "dense")
 
 
 # ---------------------------------------------------------------------------- corpus
+
+
+class Server(load.Server):
+    """`rag serve` as in bench/load.py, optionally from another checkout (before/after runs)."""
+
+    def __init__(self, seeds: Path, index: Path, log: Path, root: Path | None = None) -> None:
+        if root is None:
+            super().__init__(seeds, index, log)
+            return
+        self.port = load.free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(self.port)]
+        cmd += ["--seeds", str(seeds.resolve()), "--index", str(index.resolve())]
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            cmd, cwd=root, env=_env(), stdout=self._log, stderr=subprocess.STDOUT
+        )
 
 
 def prepare_corpus(work: Path, articles: int, csv_path: Path) -> tuple[Path, list[str]]:
@@ -298,7 +315,7 @@ def write_outputs(label: str, samples: list[Sample], summary: str, title: str) -
     pts = [s for s in samples if not s.event]
     ax.plot([s.minute for s in pts], [s.rss_mib for s in pts], lw=1.2, label="server RSS")
     for s in samples:
-        if s.event.startswith("swap") and s.event.endswith("done"):
+        if s.event.startswith("swap") and " done" in s.event:
             ax.axvline(s.minute, color="tab:orange", lw=0.8, ls="--")
     ax.set_xlabel("minutes")
     ax.set_ylabel("RSS (MiB)")
@@ -309,6 +326,34 @@ def write_outputs(label: str, samples: list[Sample], summary: str, title: str) -
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(OUT / f"soak-{label}.png", dpi=110)
     plt.close(fig)
+
+
+def plot_compare(labels: list[str]) -> Path:
+    """One plot of several runs' RSS curves (from their CSVs), e.g. before and after a fix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for label in labels:
+        with (OUT / f"soak-{label}.csv").open() as fh:
+            rows = list(csv.DictReader(fh))
+        pts = [(float(r["minute"]), float(r["rss_mib"])) for r in rows if not r["event"]]
+        (line,) = ax.plot(*zip(*pts, strict=True), lw=1.2, label=label)
+        for r in rows:
+            if " done" in r["event"]:
+                ax.axvline(float(r["minute"]), color=line.get_color(), lw=0.7, ls="--")
+    ax.set_xlabel("minutes (dashed: hot swaps)")
+    ax.set_ylabel("server RSS (MiB)")
+    ax.set_title("rag serve soak: " + " vs ".join(labels), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = OUT / f"soak-compare-{'-'.join(labels)}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def compare_traces(folder: Path, label: str, top: int = 25) -> str:
@@ -429,10 +474,17 @@ def main(argv: list[str] | None = None) -> int:
         help="Extra environment for the server (e.g. MALLOC_ARENA_MAX=2).",
     )
     p.add_argument("--bbc-csv", type=Path, default=CSV_DEFAULT)
+    p.add_argument("--server-root", type=Path, help="Checkout whose `rag serve` to run.")
+    p.add_argument("--compare", nargs="+", metavar="LABEL", help="Only plot earlier runs.")
     args = p.parse_args(argv)
+    if args.compare:
+        print(f"wrote {plot_compare(args.compare)}")
+        return 0
 
     OUT.mkdir(parents=True, exist_ok=True)
-    work = OUT / "soak"
+    work = OUT / "soak" if args.server_root is None else OUT / f"soak-{args.label}"
+    if args.server_root is not None and not (work / "index").exists() and (OUT / "soak").is_dir():
+        shutil.copytree(OUT / "soak" / "index", work / "index")  # reuse the vectors
     seeds, texts = prepare_corpus(work, args.articles, args.bbc_csv)
     index = work / "index"
     print(f"machine: {machine()}", flush=True)
@@ -445,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
         trace_dir = work / f"traces-{args.label}"
         shutil.rmtree(trace_dir, ignore_errors=True)
         os.environ["RAG_TRACEMALLOC_DIR"] = str(trace_dir)
-    server = Server(seeds, index, OUT / f"soak-{args.label}-server.log")
+    if args.server_root is not None:  # serve another checkout (e.g. `git archive` of main)
+        os.environ["PYTHONPATH"] = str(args.server_root.resolve())
+    server = Server(seeds, index, OUT / f"soak-{args.label}-server.log", args.server_root)
     try:
         ready = server.wait_ready()
         print(
@@ -463,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     end = pts[-1]
     half = args.warmup + (args.minutes - args.warmup) / 2
     growth = (end.rss_mib - warm.rss_mib) / warm.rss_mib * 100
-    swaps_done = sum(1 for s in samples if s.event.endswith("done") or " done " in s.event)
+    swaps_done = sum(1 for s in samples if " done" in s.event)
     summary = (
         f"[{args.label}] {len(ms)} requests ({len(ms) / seconds:.1f}/s), "
         f"{len(tally.errors)} errors, p50 {_percentile(ms, 50):.0f} ms, "
