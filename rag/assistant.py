@@ -23,6 +23,7 @@ from rag import store
 from rag.answering import extractive_answer
 from rag.embedding import Embedder
 from rag.errors import IndexError_, QuestionError
+from rag.memory import release_memory
 from rag.models import (
     Answer,
     AnswerDraft,
@@ -125,10 +126,14 @@ class Assistant:
                 logger.error("could not load index version %s: %s", live, exc)
                 return False
             self.embedder = _embedder_for(snapshot, self.settings, self.embedder)
-            self._snapshot = snapshot
+            previous, self._snapshot = self._snapshot, snapshot
             self.last_reload_error = None
             logger.info("now serving index version %s", snapshot.version)
-            return True
+        # The previous version is freed when the last request using it ends (nothing else
+        # holds it); return what it leaves behind now if none is running.
+        del previous
+        release_memory()
+        return True
 
     # ------------------------------------------------------------------ documents
 

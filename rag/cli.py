@@ -214,9 +214,14 @@ def serve_cmd(
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     from server.app import serve
 
-    serve(
-        _settings(ctx, host=host, port=port, index_dir=index_dir, seeds_dir=seeds_dir, watch=watch)
+    settings = _settings(
+        ctx, host=host, port=port, index_dir=index_dir, seeds_dir=seeds_dir, watch=watch
     )
+    if settings.tracemalloc_dir is not None:
+        from rag.memory import start_tracing
+
+        start_tracing(settings.tracemalloc_dir)
+    serve(settings)
 
 
 @cli.command("llm-server")

@@ -10,6 +10,9 @@ import re
 from functools import lru_cache
 
 LEXICAL_VERSION = 1
+# Stems memoised (LRU). ~240 bytes an entry, so at most ~12 MiB; it covers the vocabulary of
+# a large corpus, and words only ever seen in questions cannot grow it past the bound.
+STEM_CACHE = 50_000
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 
@@ -38,7 +41,7 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=STEM_CACHE)
 def _stem(word: str) -> str:
     return _stemmer().stemWord(word)
 

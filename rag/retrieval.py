@@ -7,7 +7,9 @@ a consistent view while a newer version is loaded beside it.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,8 +30,20 @@ MIN_PASSAGE_CHARS = 20  # a leftover shorter than this is not worth a passage of
 
 SENTENCE_TERMS_CACHED = 65_536  # sentences whose terms a snapshot keeps (LRU, ~10 MB)
 
+# Every snapshot loaded and not yet freed, so tests and /metrics can check that a hot swap
+# really lets go of the previous version (weak: this set never keeps one alive).
+_LOADED: weakref.WeakValueDictionary[tuple[str, int], Snapshot] = weakref.WeakValueDictionary()
+_loads = itertools.count()
 
-@dataclass(frozen=True, slots=True)
+
+def loaded_versions(index_dir: Path | None = None) -> list[str]:
+    """Versions still in memory anywhere in the process (of `index_dir`, or of every index)."""
+    where = None if index_dir is None else str(Path(index_dir).resolve())
+    items = list(_LOADED.items())
+    return sorted(s.version for (d, _), s in items if where is None or d == where)
+
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Snapshot:
     """One index version, loaded whole; never changed after `load` (the term cache aside,
     which is bounded and holds only values derivable from the version itself)."""
@@ -63,7 +77,7 @@ class Snapshot:
             term: math.log(1 + (n - df + 0.5) / (df + 0.5))
             for term, df in lexical.document_frequencies().items()
         }
-        return cls(
+        snap = cls(
             version=version,
             data=data,
             dense=dense,
@@ -74,6 +88,13 @@ class Snapshot:
             idf=idf,
             sentence_terms=_sentence_terms(docs, data.sentences),
         )
+        _LOADED[str(Path(index_dir).resolve()), next(_loads)] = snap
+        return snap
+
+    def cache_stats(self) -> tuple[int, int]:
+        """(entries, bound) of this snapshot's sentence-term cache."""
+        info = self.sentence_terms.cache_info()  # type: ignore[attr-defined]
+        return int(info.currsize), int(info.maxsize)
 
     def term_idf(self, term: str) -> float:
         return self.idf.get(term, self.max_idf)

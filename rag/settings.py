@@ -109,6 +109,9 @@ class Settings(BaseSettings):
         2.0, ge=0, description="How long concurrent queries wait to be embedded together."
     )
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
+    tracemalloc_dir: Path | None = Field(
+        None, description="Diagnostics: trace allocations; SIGUSR1 dumps a snapshot here."
+    )
 
     # Optional LLM backend (any OpenAI-compatible /v1/chat/completions server)
     llm_base_url: str | None = Field(None, description="e.g. http://localhost:11434/v1")

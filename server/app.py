@@ -21,6 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from rag import store
 from rag.assistant import Assistant
 from rag.errors import IndexError_
+from rag.memory import limit_arenas
 from rag.settings import Settings
 from server import web
 from server.errors import install_error_handlers
@@ -30,6 +31,8 @@ from server.routes import documents, index, openai, ops, questions
 from server.runtime import Runtime
 
 logger = logging.getLogger("server")
+KEEP_ALIVE_SECONDS = 30
+MALLOC_ARENAS = 2  # glibc malloc arenas for `rag serve` (MALLOC_ARENA_MAX in the env wins)
 
 
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
@@ -87,6 +90,9 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     check_startable(settings)
+    # Before any worker thread exists: few malloc arenas, so memory freed by one thread is
+    # reused by the next instead of staying behind in an arena of its own (see rag.memory).
+    limit_arenas(MALLOC_ARENAS)
     logging.getLogger("server").setLevel(logging.INFO)
     uvicorn.run(
         create_app(settings),
@@ -94,4 +100,7 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_level="info",
         timeout_graceful_shutdown=5,
+        # uvicorn's default (5 s) closes a kept-alive connection when the loop was busy for that
+        # long, racing the client's next request on it (seen as a reset in soaks on 2 cores)
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

@@ -49,6 +49,11 @@ class EmbeddingBatcher:
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
+    @property
+    def waiting(self) -> int:
+        """Questions queued for the next batch (0 whenever no request is being embedded)."""
+        return len(self._queue)
+
     async def embed(self, text: str) -> np.ndarray:
         """The normalised query vector of `text`, computed together with concurrent callers."""
         loop = asyncio.get_running_loop()

@@ -1,14 +1,23 @@
-"""Prometheus metrics, one registry per app so several apps in one process don't collide."""
+"""Prometheus metrics, one registry per app so several apps in one process don't collide.
+
+Every label takes values from a fixed set, so the number of series is bounded whatever clients
+send: routes are templates (not raw paths), methods outside the HTTP verbs count as `OTHER`,
+statuses are the ones the app produces. Cache sizes and bounds are read at scrape time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -57,7 +66,18 @@ class Metrics:
         self.documents.set_function(lambda: counts()[0])
         self.chunks.set_function(lambda: counts()[1])
 
+    def track_caches(self, stats: Callable[[], dict[str, Any]]) -> None:
+        """Export each cache's entries and bound (`rag.memory.CacheStat`) at scrape time."""
+        self.registry.register(_CacheCollector(stats))
+
+    def series(self) -> int:
+        """Label sets of the request counter (its cardinality; bounded, see the docstring)."""
+        return sum(
+            1 for m in self.requests.collect() for s in m.samples if s.name.endswith("_total")
+        )
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        method = method if method in METHODS else "OTHER"
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
@@ -68,3 +88,22 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CacheCollector(Collector):
+    def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self._stats()
+        entries = GaugeMetricFamily(
+            "rag_cache_entries", "Entries held, by cache.", labels=["cache"]
+        )
+        bounds = GaugeMetricFamily(
+            "rag_cache_bound", "Most entries a cache may hold.", labels=["cache"]
+        )
+        for name, st in sorted(stats.items()):
+            entries.add_metric([name], st.size)
+            bounds.add_metric([name], st.bound)
+        yield entries
+        yield bounds

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rag import store
 from rag.assistant import Assistant
+from rag.memory import CacheStat, cache_stats, trim_native_heap
 from rag.settings import Settings
 from server.batching import EmbeddingBatcher
 from server.errors import ApiError, public_reason
@@ -37,6 +38,7 @@ logger = logging.getLogger("server")
 T = TypeVar("T")
 
 REFRESH_SECONDS = 0.5  # how often the live index version is checked (a file read)
+TRIM_SECONDS = 60.0  # how often free native memory is handed back to the OS (malloc_trim)
 MAX_EMBED_BATCH = 32
 # Retrieval and extractive answering are mostly Python, so they hold the GIL: more threads than
 # this only interleave requests (all finish late) instead of finishing them in turn.
@@ -69,6 +71,17 @@ class Runtime:
         )
         self.rebuilder = Rebuilder(self.settings, assistant, on_finished=self._rebuilt)
         self.metrics.track_index(self._counts)
+        self.metrics.track_caches(self.cache_stats)
+
+    def cache_stats(self) -> dict[str, CacheStat]:
+        """Every cache of the process with its size and bound, and the index versions and
+        rebuilds held. (The embedding queue holds only questions being embedded: `waiting`.)"""
+        snapshot = self.assistant.snapshot if self.assistant is not None else None
+        stats = cache_stats(snapshot, self.settings.index_dir)
+        if self.rebuilder is not None:
+            running, queued, _, _ = self.rebuilder.state()
+            stats["rebuilds.pending"] = CacheStat(int(running) + int(queued), 2)
+        return stats
 
     def _counts(self) -> tuple[int, int]:
         if self.assistant is None:
@@ -118,11 +131,18 @@ class Runtime:
                 tg.start_soon(self._watch)
 
     async def _refresh_loop(self) -> None:
+        """Swap in new index versions; now and then return freed native memory to the OS (a
+        swap frees the old version only when its last request ends, and glibc keeps freed
+        pages of its per-thread arenas until asked)."""
         assert self.assistant is not None
+        next_trim = time.monotonic() + TRIM_SECONDS
         while True:
             await anyio.sleep(REFRESH_SECONDS)
             try:
                 await anyio.to_thread.run_sync(self.assistant.refresh)
+                if time.monotonic() >= next_trim:
+                    next_trim = time.monotonic() + TRIM_SECONDS
+                    await anyio.to_thread.run_sync(trim_native_heap)
             except Exception:  # pragma: no cover - refresh() already turns index errors into logs
                 logger.exception("index refresh failed")
 
@@ -153,7 +173,8 @@ def open_assistant(settings: Settings) -> Assistant:
     return Assistant.open(settings=settings, embedder=embedder)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency on a worker thread, one hop per request
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 

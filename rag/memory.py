@@ -1,0 +1,156 @@
+"""Memory housekeeping for a process that runs for weeks: cache bounds, native heap, tracemalloc.
+
+Invariants:
+- Every cache or memo in the process has a fixed bound, and `cache_stats()` lists each one with
+  its current size and that bound; none grows with the number of distinct questions asked.
+- `trim_native_heap()` only returns free memory to the OS (glibc `malloc_trim`); it never
+  changes what the program can observe, so calling it at any time is safe.
+- Tracing (`start_tracing`) is off unless asked for; it dumps `tracemalloc` snapshots to a
+  folder, on SIGUSR1, for comparing minute 5 with minute 30 of a soak.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rag.retrieval import Snapshot
+
+logger = logging.getLogger(__name__)
+
+M_ARENA_MAX = -8  # glibc mallopt parameter
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStat:
+    """One cache: how many entries it holds now and the most it may ever hold."""
+
+    size: int
+    bound: int
+
+    @property
+    def within_bound(self) -> bool:
+        return self.size <= self.bound
+
+
+UNBOUNDED = sys.maxsize  # the bound reported for a cache without one (a defect)
+
+
+def lru_stat(fn: Any) -> CacheStat:
+    """Size and bound of a `functools.lru_cache`-wrapped function."""
+    info = fn.cache_info()
+    bound = UNBOUNDED if info.maxsize is None else int(info.maxsize)
+    return CacheStat(size=int(info.currsize), bound=bound)
+
+
+SNAPSHOTS_BOUND = 2  # the live version, and the previous one while requests finish on it
+
+
+def cache_stats(
+    snapshot: Snapshot | None = None, index_dir: Path | None = None
+) -> dict[str, CacheStat]:
+    """Every cache of the `rag` package with its size and bound (fixed at import), plus the
+    versions of `index_dir` still in memory and, given the live snapshot, its term cache."""
+    from rag import embedding, lexical, retrieval, tokens
+
+    stats = {
+        "lexical.stem": lru_stat(lexical._stem),
+        "lexical.stemmer": lru_stat(lexical._stemmer),
+        "embedding.models": lru_stat(embedding._load_cached),
+        "tokens.cl100k": lru_stat(tokens.cl100k),
+        "snapshots.loaded": CacheStat(len(retrieval.loaded_versions(index_dir)), SNAPSHOTS_BOUND),
+    }
+    if snapshot is not None:
+        size, bound = snapshot.cache_stats()
+        stats["snapshot.sentence_terms"] = CacheStat(size, bound)
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# Native heap (glibc)
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _libc() -> Any | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim  # noqa: B018 - not glibc (musl, macOS): no trimming
+        libc.mallopt  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def release_memory() -> bool:
+    """Hand free native memory back to the OS (after a swap). No `gc.collect()` here: a full
+    collection holds the GIL for long on a big heap, stalling the event loop; snapshots hold
+    no reference cycles, so they are freed by reference counting alone (tested)."""
+    return trim_native_heap()
+
+
+def trim_native_heap() -> bool:
+    """Give free pages of every malloc arena back to the OS; True when glibc did so."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(libc.malloc_trim(0))
+
+
+def limit_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas (like MALLOC_ARENA_MAX) for arenas created from now on.
+
+    glibc gives each new thread its own arena (up to 8 per core); a thread pool that grows
+    and shrinks then scatters long-lived objects across many arenas whose free space is
+    never reused by the others. Has no effect if the environment already set the variable.
+    """
+    libc = _libc()
+    if libc is None or arenas <= 0 or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, arenas))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracing (diagnostics only)
+# ---------------------------------------------------------------------------------------------
+
+_dump_lock = threading.Lock()
+
+
+def start_tracing(folder: Path, frames: int = 1) -> None:
+    """Start tracemalloc; each SIGUSR1 writes a snapshot to `folder` (trace-<unix ms>.pickle)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tracemalloc.start(frames)
+
+    def dump(_signum: int, _frame: Any) -> None:
+        threading.Thread(target=dump_snapshot, args=(folder,), daemon=True).start()
+
+    signal.signal(signal.SIGUSR1, dump)
+    logger.warning("tracemalloc on: SIGUSR1 dumps snapshots to %s", folder)
+
+
+def dump_snapshot(folder: Path) -> Path | None:
+    """Write one tracemalloc snapshot (only our own allocations' filters are applied later)."""
+    if not tracemalloc.is_tracing():
+        return None
+    with _dump_lock:
+        path = folder / f"trace-{int(time.time() * 1000)}.pickle"
+        tmp = path.with_suffix(".tmp")
+        tracemalloc.take_snapshot().dump(str(tmp))
+        tmp.rename(path)
+        return path
