@@ -45,6 +45,27 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
     }
 
 
+def store_record(settings: Settings) -> dict[str, Any]:
+    """Where the dense index lives, as the manifest records it; a change forces a rebuild of
+    the engines (stored vectors are reused, nothing is re-embedded)."""
+    if settings.store == "faiss":
+        return {"kind": "faiss"}
+    from rag.engines.milvus_index import resolve_uri
+
+    uri = resolve_uri(settings.milvus_uri, settings.index_dir)
+    return {"kind": "milvus", "uri": uri, "prefix": settings.milvus_collection}
+
+
+def _milvus_target(settings: Settings) -> Any:
+    if settings.store != "milvus":
+        return None
+    from rag.engines.milvus_index import MilvusTarget, connect
+
+    record = store_record(settings)
+    connect(record["uri"], settings.milvus_timeout)  # unreachable: fail before embedding
+    return MilvusTarget(record["uri"], record["prefix"], settings.milvus_timeout)
+
+
 def dense_kind(settings: Settings, n_chunks: int) -> str:
     if settings.index_type != "auto":
         return settings.index_type
@@ -123,19 +144,35 @@ def build_index(
             report.seconds = time.perf_counter() - t0
             return report
         plan = plan_build(settings, docs, rebuild)
+        milvus = _milvus_target(settings)
         todo = plan.todo
-        if embedder is None and todo:
-            from rag.embedding import Embedder
+        if settings.ray_address and todo:  # chunk + embed on Ray, gathered in id order
+            from rag.distributed import ray_embed_stream
 
-            embedder = Embedder.load(settings)
-        fresh = embed_documents(settings, todo, embedder, progress, on_progress)
-        dim = embedder.dim if embedder else plan.previous.chunk_vectors.shape[1]  # type: ignore[union-attr]
+            stream = ray_embed_stream(settings, todo)
+            fresh = {d.id: e for d, e in stream}
+            dim, max_len = stream.dim, stream.max_length
+        else:
+            if embedder is None and todo:
+                from rag.embedding import Embedder
+
+                embedder = Embedder.load(settings)
+            fresh = embed_documents(settings, todo, embedder, progress, on_progress)
+            if embedder is not None:
+                dim, max_len = embedder.dim, embedder.max_length
+            else:
+                assert plan.previous is not None
+                dim = plan.previous.chunk_vectors.shape[1]
+                max_len = plan.previous.manifest["model"]["max_seq_length"]
         data = splice(plan.docs, plan.previous, fresh, dim)
-        max_len = (
-            embedder.max_length if embedder else plan.previous.manifest["model"]["max_seq_length"]
-        )  # type: ignore[union-attr]
         data.manifest = make_manifest(settings, data, max_len)
-        dense = build_dense(data.chunk_vectors, data.manifest["dense_index"])
+        dense = build_dense(
+            data.chunk_vectors,
+            data.manifest["dense_index"],
+            milvus=milvus,
+            chunks=data.chunks,
+            docs={d.id: d for d in data.documents},
+        )
         lexical = build_lexical([tokenize(c.text) for c in data.chunks])
         version = store.write_version(settings.index_dir, data, dense, lexical)
         store.remove_stale(settings.index_dir, settings.keep_versions)
@@ -168,6 +205,7 @@ def _up_to_date(settings: Settings, docs: Sequence[Document]) -> BuildReport | N
         manifest.get("settings") != settings_fingerprint(settings)
         or manifest.get("documents") != {d.id: d.sha256 for d in docs}
         or manifest.get("dense_index") != dense_kind(settings, n_chunks)
+        or manifest.get("store", {"kind": "faiss"}) != store_record(settings)
     ):
         return None
     return BuildReport(
@@ -327,6 +365,7 @@ def make_manifest(settings: Settings, data: IndexData, max_seq_length: int) -> d
             "version": CHUNKER_VERSION,
         },
         "dense_index": dense_kind(settings, len(data.chunks)),
+        "store": store_record(settings),
         "documents": {d.id: d.sha256 for d in data.documents},
         "counts": {
             "documents": len(data.documents),
