@@ -9,7 +9,7 @@ identical and vectors equal within float tolerance. Results come back in the ord
 Invariants:
 - Nothing is written here: the caller writes the version (atomic switch) only after the
   stream is exhausted, so a failed or interrupted Ray run never leaves a half-written index.
-- A killed actor is restarted by Ray and its batch retried (`max_restarts`, `max_task_retries`);
+- A killed actor is restarted by Ray Data and its batch retried (its actor-pool defaults);
   when that is not possible the build fails with one line naming the Ray error.
 - An address that does not answer fails in seconds (a TCP probe before `ray.init`), not after
   Ray's own minutes of retries.
@@ -58,6 +58,11 @@ class RayEmbedStream:
         want = next(order, None)
         try:
             for row in self._dataset().iter_rows():
+                if time.perf_counter() - t0 > self.settings.ray_timeout:
+                    raise IndexError_(
+                        f"the Ray build took longer than RAG_RAY_TIMEOUT="
+                        f"{self.settings.ray_timeout:g}s; nothing was written"
+                    )
                 self.dim, self.max_length = int(row["dim"]), int(row["max_length"])
                 pending[row["doc_id"]] = pickle.loads(row["payload"])
                 while want is not None and want.id in pending:
@@ -89,9 +94,7 @@ class RayEmbedStream:
             concurrency=s.ray_actors,
             num_cpus=s.ray_cpus_per_actor,
             num_gpus=s.ray_gpus_per_actor,
-            max_restarts=3,
-            max_task_retries=3,
-        )
+        )  # Ray Data restarts a dead actor and retries its batch (max_restarts=-1 by default)
 
 
 class EmbedActor:
