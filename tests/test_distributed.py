@@ -126,8 +126,9 @@ def _kill_one_actor(deadline: float) -> bool:
     from ray.util.state import list_actors
 
     while time.monotonic() < deadline:
-        for actor in list_actors(filters=[("state", "=", "ALIVE")]):
-            if "EmbedActor" in (actor.class_name or "") and actor.pid:
+        for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True):
+            label = f"{actor.class_name} {actor.name} {actor.repr_name}"
+            if ("EmbedActor" in label or "MapWorker" in label) and actor.pid:
                 time.sleep(1.0)  # let it start on its batch
                 os.kill(actor.pid, signal.SIGKILL)
                 return True
