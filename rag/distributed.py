@@ -149,24 +149,30 @@ def init_ray(settings: Settings) -> None:
                 configure_logging=False,
             )
         else:
-            probe(address)
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            local_ip = probe(address)
+            ray.init(
+                address=address,
+                log_to_driver=False,
+                configure_logging=False,
+                _node_ip_address=local_ip,  # the interface that reaches the head (loopback too)
+            )
     except IndexError_:
         raise
     except Exception as exc:
         raise IndexError_(f"cannot start or reach Ray at {address}: {_one_line(exc)}") from exc
 
 
-def probe(address: str) -> None:
-    """Fail fast when nothing listens at `host:port` (`ray://host:port` too)."""
+def probe(address: str) -> str | None:
+    """Fail fast when nothing listens at `host:port`; the local IP that reached it."""
     if address == "auto":
-        return
+        return None
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise IndexError_(f"Ray address {address!r} is not host:port, ray://host:port or local")
     try:
-        socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
+        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S) as sock:
+            return str(sock.getsockname()[0])
     except OSError as exc:
         raise IndexError_(f"cannot reach Ray at {address}: {exc.strerror or exc}") from None
 
