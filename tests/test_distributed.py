@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -147,6 +148,7 @@ def test_build_on_a_separate_ray_head_process(tmp_path: Path, embedder: Embedder
 
     shutdown_ray()  # this process joins the head below as a driver
     port = _free_port()
+    temp = Path(tempfile.mkdtemp(prefix="rh", dir="/tmp"))  # short: Ray's socket paths ≤ 107
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -156,7 +158,7 @@ def test_build_on_a_separate_ray_head_process(tmp_path: Path, embedder: Embedder
     head = subprocess.Popen(
         [str(RAY_BIN), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
          "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-         f"--temp-dir={tmp_path / 'ray'}", "--disable-usage-stats"],
+         f"--temp-dir={temp}", "--disable-usage-stats"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
@@ -178,6 +180,7 @@ def test_build_on_a_separate_ray_head_process(tmp_path: Path, embedder: Embedder
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(timeout=30)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _wait_port(port: int, deadline: float) -> None:
