@@ -22,7 +22,7 @@ import numpy as np
 from rag import store
 from rag.answering import extractive_answer
 from rag.embedding import Embedder
-from rag.errors import IndexError_, QuestionError
+from rag.errors import IndexStoreError, QuestionError
 from rag.memory import release_memory
 from rag.models import (
     Answer,
@@ -91,7 +91,7 @@ class Assistant:
             An `Assistant` serving the live version.
 
         Raises:
-            IndexError_: there is no index, it is corrupt, or it was built with another
+            IndexStoreError: there is no index, it is corrupt, or it was built with another
                 embedding model (each message names the fix, e.g. `rag index --rebuild`).
             RagError: the embedding model cannot be loaded.
         """
@@ -101,7 +101,7 @@ class Assistant:
         snapshot = Snapshot.load(settings.index_dir)
         built_with = snapshot.manifest.get("settings", {}).get("model")
         if built_with != settings.model:
-            raise IndexError_(
+            raise IndexStoreError(
                 f"index at {settings.index_dir} was built with model {built_with!r}, "
                 f"but the model setting is {settings.model!r}: run `rag index --rebuild`"
             )
@@ -121,7 +121,7 @@ class Assistant:
                 return False
             try:
                 snapshot = Snapshot.load(self.settings.index_dir)
-            except IndexError_ as exc:
+            except IndexStoreError as exc:
                 self.last_reload_error = str(exc)
                 logger.error("could not load index version %s: %s", live, exc)
                 return False

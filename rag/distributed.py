@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from rag.errors import IndexError_
+from rag.errors import IndexStoreError
 from rag.models import Document
 from rag.settings import Settings
 
@@ -60,7 +60,7 @@ class RayEmbedStream:
         try:
             for row in self._dataset().iter_rows():
                 if time.perf_counter() - t0 > self.settings.ray_timeout:
-                    raise IndexError_(
+                    raise IndexStoreError(
                         f"the Ray build took longer than RAG_RAY_TIMEOUT="
                         f"{self.settings.ray_timeout:g}s; nothing was written"
                     )
@@ -69,12 +69,12 @@ class RayEmbedStream:
                 while want is not None and want.id in pending:
                     yield by_id[want.id], pending.pop(want.id)
                     want = next(order, None)
-        except IndexError_:
+        except IndexStoreError:
             raise
         except Exception as exc:  # Ray raises RayTaskError, ActorDiedError, … wrapping the cause
-            raise IndexError_(f"the Ray build failed: {_one_line(exc)}") from exc
+            raise IndexStoreError(f"the Ray build failed: {_one_line(exc)}") from exc
         if want is not None:
-            raise IndexError_(f"the Ray build returned no result for {want.id}")
+            raise IndexStoreError(f"the Ray build returned no result for {want.id}")
         self.seconds = time.perf_counter() - t0
 
     def _dataset(self) -> Any:
@@ -159,10 +159,10 @@ def init_ray(settings: Settings) -> None:
                 configure_logging=False,
                 _node_ip_address=local_ip,  # the interface that reaches the head (loopback too)
             )
-    except IndexError_:
+    except IndexStoreError:
         raise
     except Exception as exc:
-        raise IndexError_(f"cannot start or reach Ray at {address}: {_one_line(exc)}") from exc
+        raise IndexStoreError(f"cannot start or reach Ray at {address}: {_one_line(exc)}") from exc
 
 
 def probe(address: str) -> str | None:
@@ -172,12 +172,12 @@ def probe(address: str) -> str | None:
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise IndexError_(f"Ray address {address!r} is not host:port, ray://host:port or local")
+        raise IndexStoreError(f"Ray address {address!r} is not host:port, ray://host:port or local")
     try:
         with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S) as sock:
             return str(sock.getsockname()[0])
     except OSError as exc:
-        raise IndexError_(f"cannot reach Ray at {address}: {exc.strerror or exc}") from None
+        raise IndexStoreError(f"cannot reach Ray at {address}: {exc.strerror or exc}") from None
 
 
 def shutdown_ray() -> None:

@@ -9,11 +9,11 @@ class CorpusError(RagError):
     """The seeds directory is missing or holds no usable article."""
 
 
-class IndexError_(RagError):
+class IndexStoreError(RagError):
     """The index is missing, corrupt, locked or built with another format or model."""
 
 
-class DiskFullError(IndexError_):
+class DiskFullError(IndexStoreError):
     """The disk filled while a build wrote its new version (the previous one stays live)."""
 
 

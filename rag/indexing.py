@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from rag import store
 from rag.embed_stream import EmbeddedDoc, embed_stream
-from rag.errors import CorpusError, IndexError_
+from rag.errors import CorpusError, IndexStoreError
 from rag.lexical import LEXICAL_VERSION
 from rag.loading import FileStat, file_sha256, list_files, load_file
 from rag.models import BuildReport, Document, LoadWarning
@@ -166,7 +166,7 @@ def _no_articles(settings: Settings) -> CorpusError:
 def _live_manifest(settings: Settings) -> dict[str, Any] | None:
     try:
         return store.read_manifest(store.version_path(settings.index_dir)[1])
-    except IndexError_:
+    except IndexStoreError:
         return None
 
 
@@ -210,7 +210,7 @@ def _same_settings_report(settings: Settings, manifest: dict[str, Any]) -> Build
 def _open_previous(settings: Settings) -> tuple[PreviousVersion | None, str]:
     try:
         return PreviousVersion(store.version_path(settings.index_dir)[1]), ""
-    except IndexError_ as exc:
+    except IndexStoreError as exc:
         if store.current_version(settings.index_dir) is None:
             return None, "no previous index"
         logger.warning("previous index unusable, rebuilding everything: %s", exc)

@@ -198,9 +198,8 @@ def _trim(c: Candidate, sent: _Sentence, text: str) -> tuple[Candidate, int, int
     """The candidate without the question's own words (or function words) at its edges, and its
     token range; None if nothing new is left or it does not start and end on word boundaries."""
     lo, hi = bisect_left(sent.starts, c.start), bisect_left(sent.ends, c.end)
-    if lo >= len(sent.starts) or hi >= len(sent.ends):
-        return None  # past the last token
-    if sent.starts[lo] != c.start or sent.ends[hi] != c.end:
+    n = len(sent.ends)
+    if lo >= n or hi >= n or sent.starts[lo] != c.start or sent.ends[hi] != c.end:
         return None  # e.g. "19" inside "COVID-19"
     new = [k for k in range(lo, hi + 1) if not sent.asked[k]]
     if not any(sent.content[k] for k in new):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.errors import IndexError_
+from rag.errors import IndexStoreError
 from rag.models import Chunk, Document
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def build_lock(index_dir: Path, timeout: float) -> Iterator[None]:
                     raise
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                    raise IndexError_(
+                    raise IndexStoreError(
                         f"another build (pid {holder}) is updating {index_dir}; "
                         f"waited {timeout:g}s — try again when it finishes"
                     ) from None
@@ -207,25 +207,26 @@ def remove_stale(index_dir: Path, keep: int) -> None:
             shutil.rmtree(versions / n, ignore_errors=True)
 
 
+TABLES_SCHEMA = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, date TEXT,
+    dateline TEXT, text TEXT NOT NULL, sha256 TEXT NOT NULL);
+CREATE TABLE chunks (
+    row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL, n_tiktoken INTEGER NOT NULL);
+CREATE TABLE sentences (
+    row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL, chunk_row INTEGER NOT NULL);
+"""
+
+
 def _write_tables(
     path: Path, documents: list[Document], chunks: list[Chunk], sentences: SentenceTable
 ) -> None:
     con = sqlite3.connect(path)
     try:
-        con.executescript(
-            """
-            CREATE TABLE documents (
-                id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, date TEXT,
-                dateline TEXT, text TEXT NOT NULL, sha256 TEXT NOT NULL);
-            CREATE TABLE chunks (
-                row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL,
-                ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-                n_tokens INTEGER NOT NULL, n_tiktoken INTEGER NOT NULL);
-            CREATE TABLE sentences (
-                row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
-                "end" INTEGER NOT NULL, chunk_row INTEGER NOT NULL);
-            """
-        )
+        con.executescript(TABLES_SCHEMA)
         con.executemany(
             "INSERT INTO documents VALUES (?,?,?,?,?,?,?)",
             [(d.id, d.title, d.source, d.date, d.dateline, d.text, d.sha256) for d in documents],
@@ -259,13 +260,13 @@ def _write_tables(
 def version_path(index_dir: Path) -> tuple[str, Path]:
     """The live version's name and folder, or an error that names the fix."""
     if not index_dir.is_dir():
-        raise IndexError_(f"no index at {index_dir}: run `rag index` to build it")
+        raise IndexStoreError(f"no index at {index_dir}: run `rag index` to build it")
     name = current_version(index_dir)
     if name is None:
-        raise IndexError_(f"no index at {index_dir}: run `rag index` to build it")
+        raise IndexStoreError(f"no index at {index_dir}: run `rag index` to build it")
     path = index_dir / VERSIONS / name
     if not path.is_dir():
-        raise IndexError_(
+        raise IndexStoreError(
             f"index at {index_dir} is corrupt (version {name} is missing): "
             "run `rag index --rebuild`"
         )
@@ -276,13 +277,13 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((path / "manifest.json").read_text())
     except (OSError, ValueError) as exc:
-        raise IndexError_(
+        raise IndexStoreError(
             f"index at {path} is corrupt (manifest unreadable: {exc.__class__.__name__}): "
             "run `rag index --rebuild`"
         ) from exc
     found = manifest.get("format_version")
     if found != FORMAT_VERSION:
-        raise IndexError_(
+        raise IndexStoreError(
             f"index at {path} has format version {found}, this program reads "
             f"{FORMAT_VERSION}: run `rag index --rebuild`"
         )
@@ -335,7 +336,7 @@ def read_data(path: Path) -> IndexData:
         chunk_vectors = np.load(path / "chunk_vectors.npy", mmap_mode="r")
         sentence_vectors = np.load(path / "sentence_vectors.npy", mmap_mode="r")
     except (OSError, ValueError, KeyError, sqlite3.Error) as exc:
-        raise IndexError_(
+        raise IndexStoreError(
             f"index at {path} is corrupt ({exc.__class__.__name__}: {exc}): "
             "run `rag index --rebuild`"
         ) from exc
@@ -347,7 +348,7 @@ def read_data(path: Path) -> IndexData:
         vectors=sentence_vectors,
     )
     if len(chunk_vectors) != len(chunks) or len(sentence_vectors) != len(rows):
-        raise IndexError_(
+        raise IndexStoreError(
             f"index at {path} is corrupt (vector and table counts differ): "
             "run `rag index --rebuild`"
         )
@@ -362,9 +363,9 @@ def read_engines(path: Path, data: IndexData) -> tuple[DenseIndex, LexicalIndex]
     store = str(data.manifest.get("store", {}).get("kind", "faiss"))
     try:
         return load_dense(path, kind, data.chunk_vectors, store), load_lexical(path)
-    except IndexError_:
+    except IndexStoreError:
         raise
     except Exception as exc:  # faiss raises RuntimeError, bm25s assorted errors
-        raise IndexError_(
+        raise IndexStoreError(
             f"index at {path} is corrupt ({exc.__class__.__name__}): run `rag index --rebuild`"
         ) from exc

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag import store
-from rag.errors import DiskFullError, IndexError_
+from rag.errors import DiskFullError, IndexStoreError
 from rag.lexical import tokenize
 from rag.models import Chunk, Document
 
@@ -50,19 +50,6 @@ if TYPE_CHECKING:
 
 NPY_HEADER = 128  # bytes; np.save's version 1.0 header for any 1- or 2-D shape we write
 READ_ROWS = 8192  # rows per block when copying or indexing vectors
-
-SCHEMA = """
-CREATE TABLE documents (
-    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, date TEXT,
-    dateline TEXT, text TEXT NOT NULL, sha256 TEXT NOT NULL);
-CREATE TABLE chunks (
-    row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL,
-    ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-    n_tokens INTEGER NOT NULL, n_tiktoken INTEGER NOT NULL);
-CREATE TABLE sentences (
-    row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL, chunk_row INTEGER NOT NULL);
-"""
 
 
 # ---------------------------------------------------------------------------- .npy files
@@ -157,9 +144,11 @@ class PreviousVersion:
             n_chunks = self.con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             n_sent = self.con.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
         except (OSError, ValueError, sqlite3.Error) as exc:
-            raise IndexError_(f"index at {path} is unreadable ({exc.__class__.__name__})") from exc
+            raise IndexStoreError(
+                f"index at {path} is unreadable ({exc.__class__.__name__})"
+            ) from exc
         if n_chunks != self.vectors.rows or n_sent != self.sentence_vectors.rows:
-            raise IndexError_(f"index at {path} is corrupt (vector and table counts differ)")
+            raise IndexStoreError(f"index at {path} is corrupt (vector and table counts differ)")
 
     def _ranges(self, table: str) -> dict[str, tuple[int, int]]:
         q = f"SELECT doc_id, MIN(row), MAX(row) + 1 FROM {table} GROUP BY doc_id"
@@ -234,7 +223,9 @@ class VersionWriter:
     def __init__(self, tmp: Path, dim: int) -> None:
         self.tmp, self.dim = tmp, dim
         self.con = sqlite3.connect(tmp / "tables.sqlite")
-        self.con.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
+        self.con.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + store.TABLES_SCHEMA
+        )
         self.vectors = NpyAppender(tmp / "chunk_vectors.npy", np.float32, dim)
         self.sentence_vectors = NpyAppender(tmp / "sentence_vectors.npy", np.float16, dim)
         self.documents: dict[str, str] = {}  # id → sha256, in id order
@@ -434,7 +425,7 @@ def disk_full_message(index_dir: Path, written: int) -> str:
     except OSError:
         free = 0
     prev = 0
-    with contextlib.suppress(IndexError_):
+    with contextlib.suppress(IndexStoreError):
         prev = _tree_size(store.version_path(index_dir)[1])
     need = f"; the live version takes {_mib(prev)}, a new one needs about as much" if prev else ""
     return (

@@ -20,7 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from rag import store
 from rag.assistant import Assistant
-from rag.errors import IndexError_
+from rag.errors import IndexStoreError
 from rag.memory import limit_arenas
 from rag.settings import Settings
 from server import web
@@ -79,7 +79,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
 def check_startable(settings: Settings) -> None:
     """Fail fast, before binding a port, when there is neither an index nor articles to build."""
     if store.current_version(settings.index_dir) is None and not settings.seeds_dir.is_dir():
-        raise IndexError_(
+        raise IndexStoreError(
             f"no index at {settings.index_dir} and no articles folder at {settings.seeds_dir}: "
             "pass --seeds DIR (it is indexed at startup) or --index DIR"
         )

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import CorpusError, IndexError_, QuestionError, RagError
+from rag.errors import CorpusError, IndexStoreError, QuestionError, RagError
 from server.middleware import route_of
 from server.schemas import ErrorBody, error_body
 
@@ -105,7 +105,7 @@ async def _question_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def rag_error_type(exc: RagError) -> str:
-    if isinstance(exc, IndexError_):
+    if isinstance(exc, IndexStoreError):
         return "index_unavailable"
     if isinstance(exc, CorpusError):
         return "corpus_error"

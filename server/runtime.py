@@ -173,9 +173,13 @@ def open_assistant(settings: Settings) -> Assistant:
     return Assistant.open(settings=settings, embedder=embedder)
 
 
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
 async def get_runtime(request: Request) -> Runtime:
     # async: FastAPI runs a plain `def` dependency on a worker thread, one hop per request
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -25,7 +25,7 @@ import pytest
 from rag import store
 from rag.assistant import Assistant
 from rag.embedding import Embedder
-from rag.errors import IndexError_
+from rag.errors import IndexStoreError
 from rag.indexing import build_index
 from rag.settings import Settings
 from tests.conftest import ROOT, SEEDS, make_settings
@@ -112,7 +112,7 @@ def test_a_killed_ray_worker_is_retried_or_fails_cleanly(
     def build() -> None:
         try:
             outcome["report"] = build_index(settings, progress=False)
-        except IndexError_ as exc:
+        except IndexStoreError as exc:
             outcome["error"] = str(exc)
 
     thread = threading.Thread(target=build)

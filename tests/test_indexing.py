@@ -18,7 +18,7 @@ import pytest
 from rag import store
 from rag.assistant import Assistant
 from rag.embedding import Embedder
-from rag.errors import CorpusError, IndexError_
+from rag.errors import CorpusError, IndexStoreError
 from rag.indexing import build_index
 from rag.retrieval import Snapshot, retrieve
 from rag.settings import Settings
@@ -153,7 +153,7 @@ def test_second_build_refused_while_locked(fresh_corpus: Settings, embedder: Emb
     s = fresh_corpus.with_overrides(lock_timeout=0.3)
     with store.build_lock(s.index_dir, timeout=0):
         t0 = time.monotonic()
-        with pytest.raises(IndexError_, match="another build"):
+        with pytest.raises(IndexStoreError, match="another build"):
             build_index(s, embedder=embedder, progress=False)
         assert time.monotonic() - t0 >= 0.3
     build_index(s, embedder=embedder, progress=False)  # free again
@@ -163,24 +163,24 @@ def test_corrupt_or_missing_index_errors_name_the_fix(
     fresh_corpus: Settings, embedder: Embedder
 ) -> None:
     s = fresh_corpus
-    with pytest.raises(IndexError_, match="run `rag index`"):
+    with pytest.raises(IndexStoreError, match="run `rag index`"):
         Snapshot.load(s.index_dir)
     build_index(s, embedder=embedder, progress=False)
     name, path = store.version_path(s.index_dir)
 
     manifest = json.loads((path / "manifest.json").read_text())
     (path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 999}))
-    with pytest.raises(IndexError_, match=r"format version 999.*--rebuild"):
+    with pytest.raises(IndexStoreError, match=r"format version 999.*--rebuild"):
         Snapshot.load(s.index_dir)
     (path / "manifest.json").write_text("{not json")
-    with pytest.raises(IndexError_, match=r"corrupt.*--rebuild"):
+    with pytest.raises(IndexStoreError, match=r"corrupt.*--rebuild"):
         Snapshot.load(s.index_dir)
     (path / "manifest.json").write_text(json.dumps(manifest))
     (path / "dense.faiss").write_bytes(b"garbage")
-    with pytest.raises(IndexError_, match=r"corrupt.*--rebuild"):
+    with pytest.raises(IndexStoreError, match=r"corrupt.*--rebuild"):
         Snapshot.load(s.index_dir)
     shutil.rmtree(path)
-    with pytest.raises(IndexError_, match=rf"{name} is missing.*--rebuild"):
+    with pytest.raises(IndexStoreError, match=rf"{name} is missing.*--rebuild"):
         Snapshot.load(s.index_dir)
     # a build recovers from a broken live version
     report = build_index(s, embedder=embedder, progress=False)
@@ -190,7 +190,7 @@ def test_corrupt_or_missing_index_errors_name_the_fix(
 
 def test_assistant_refuses_index_of_another_model(seeds_settings: Settings) -> None:
     other = seeds_settings.with_overrides(model="/nonexistent/other-model")
-    with pytest.raises(IndexError_, match="built with model"):
+    with pytest.raises(IndexStoreError, match="built with model"):
         Assistant.open(settings=other)
 
 

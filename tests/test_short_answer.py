@@ -122,3 +122,14 @@ def test_squad_normalisation_is_the_official_one() -> None:
     assert squad_exact_match("the Baku", ["Baku"]) and not squad_exact_match("in Baku", ["Baku"])
     assert squad_f1("Adel Al-Asoumi", ["Al-Asoumi"]) == pytest.approx(2 / 3)
     assert squad_f1("", ["x"]) == 0.0 and squad_f1("anything", []) == 0.0
+
+
+def test_a_candidate_past_the_last_token_start_is_dropped_not_an_error() -> None:
+    """Regression: a phrase starting inside the last token used to index past the token table."""
+    from rag.phrases import Candidate
+
+    text = "The talks ended on Friday"
+    info = sa.analyse("When did the talks end?")
+    sent = sa._sentence(text, info, {})
+    inside_last = Candidate(len(text) - 3, len(text), text[-3:], "date")
+    assert sa._trim(inside_last, sent, text) is None

@@ -34,7 +34,7 @@ from typing import Any, Self
 import numpy as np
 
 from rag.engines.base import Ranking, RowFilter
-from rag.errors import IndexError_
+from rag.errors import IndexStoreError
 from rag.models import Chunk, Document, Filters
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def resolve_uri(uri: str | None, index_dir: Path) -> str:
         return uri
     path = Path(uri) if uri else index_dir / "milvus.db"
     if path.suffix != ".db":
-        raise IndexError_(
+        raise IndexStoreError(
             f"RAG_MILVUS_URI {uri!r} is neither a server URI (http://host:19530) "
             "nor a Milvus Lite file ending in .db"
         )
@@ -89,7 +89,7 @@ def connect(uri: str, timeout: float = 10.0) -> Any:
         try:
             client = MilvusClient(uri=uri, timeout=timeout)
         except Exception as exc:  # pymilvus raises MilvusException and assorted others
-            raise IndexError_(f"cannot reach Milvus at {uri}: {_reason(exc)}") from exc
+            raise IndexStoreError(f"cannot reach Milvus at {uri}: {_reason(exc)}") from exc
         _clients[uri] = client
         return client
 
@@ -106,7 +106,7 @@ def _check_lite_lock(path: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)
     except OSError:
-        raise IndexError_(
+        raise IndexStoreError(
             f"Milvus Lite file {path} is open in another process (Milvus Lite allows one "
             "process per file): rebuild from the serving process (`rag serve --watch`, "
             "POST /v1/index/rebuild) or use a Milvus server (RAG_MILVUS_URI=http://host:19530)"
@@ -235,7 +235,9 @@ class MilvusIndex:
                 search_params=params,
             )[0]
         except Exception as exc:
-            raise IndexError_(f"Milvus search failed ({self.target.uri}): {_reason(exc)}") from exc
+            raise IndexStoreError(
+                f"Milvus search failed ({self.target.uri}): {_reason(exc)}"
+            ) from exc
         found = [(int(h["row"]), float(h["distance"])) for h in hits]
         if rows is not None:
             found = [(r, s) for r, s in found if rows.mask[r]]
@@ -259,13 +261,13 @@ class MilvusIndex:
             if not created:
                 self._create(client, int(dim or 1))
             if row != self.n:
-                raise IndexError_(f"Milvus build got {row} rows, expected {self.n}")
+                raise IndexStoreError(f"Milvus build got {row} rows, expected {self.n}")
             client.flush(self.collection)
             client.load_collection(self.collection)
-        except IndexError_:
+        except IndexStoreError:
             raise
         except Exception as exc:
-            raise IndexError_(
+            raise IndexStoreError(
                 f"writing to Milvus at {self.target.uri} failed: {_reason(exc)}"
             ) from exc
         self._pending = None
@@ -328,17 +330,17 @@ class MilvusIndex:
         name = record["collection"]
         try:
             if not client.has_collection(name):
-                raise IndexError_(
+                raise IndexStoreError(
                     f"Milvus collection {name} of index {folder.name} is missing at "
                     f"{target.uri}: run `rag index --rebuild`"
                 )
             client.load_collection(name)
-        except IndexError_:
+        except IndexStoreError:
             raise
         except Exception as exc:
-            raise IndexError_(f"cannot open Milvus collection {name}: {_reason(exc)}") from exc
+            raise IndexStoreError(f"cannot open Milvus collection {name}: {_reason(exc)}") from exc
         if int(record.get("rows", -1)) != len(vectors):
-            raise IndexError_(f"index at {folder} is corrupt (Milvus row count differs)")
+            raise IndexStoreError(f"index at {folder} is corrupt (Milvus row count differs)")
         return cls(target, name, record.get("kind", kind), len(vectors))
 
 
@@ -346,7 +348,7 @@ def read_record(folder: Path) -> dict[str, Any]:
     try:
         return dict(json.loads((folder / FILE).read_text()))
     except (OSError, ValueError) as exc:
-        raise IndexError_(
+        raise IndexStoreError(
             f"index at {folder} is corrupt ({FILE} unreadable): run `rag index --rebuild`"
         ) from exc
 

@@ -61,7 +61,7 @@ from server.openai_schemas import (
     Usage,
     unsupported_param,
 )
-from server.runtime import Runtime, RuntimeDep, get_runtime
+from server.runtime import Runtime, RuntimeDep, runtime_of
 
 logger = logging.getLogger("server")
 STARTED = int(time.time())
@@ -131,7 +131,7 @@ class OpenAIRoute(APIRoute):
 
 
 def _check_api_key(request: Request) -> None:
-    secret = get_runtime(request).settings.api_key
+    secret = runtime_of(request).settings.api_key
     key = secret.get_secret_value() if secret else ""
     if not key:
         return
