@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 $(BIN)/rag: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,local-llm]"
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,local-llm,scale]"
 	touch $(BIN)/rag
 
 setup: $(BIN)/rag

@@ -63,6 +63,14 @@ def cli(ctx: click.Context, verbose: bool, debug: bool, embed_backend: str | Non
     "--verify", is_flag=True, help="Hash every file instead of trusting unchanged size/mtime."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    metavar="[ADDRESS]",
+    help="Chunk and embed on Ray: a cluster address, or none/`local` for an in-process Ray.",
+)
 @click.pass_context
 def index_cmd(
     ctx: click.Context,
@@ -71,11 +79,12 @@ def index_cmd(
     rebuild: bool,
     verify: bool,
     as_json: bool,
+    ray_address: str | None,
 ) -> None:
     """Build or incrementally update the index from the articles folder."""
     from rag.indexing import build_index
 
-    settings = _settings(ctx, seeds_dir=seeds_dir, index_dir=index_dir)
+    settings = _settings(ctx, seeds_dir=seeds_dir, index_dir=index_dir, ray_address=ray_address)
     report = build_index(settings, rebuild=rebuild, verify=verify)
     if as_json:
         _echo_json(report.model_dump())

@@ -27,6 +27,7 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import time
@@ -61,6 +62,27 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
         "chunker_version": CHUNKER_VERSION,
         "lexical_version": LEXICAL_VERSION,
     }
+
+
+def store_record(settings: Settings) -> dict[str, Any]:
+    """Where the dense index lives, as the manifest records it; a change forces a rebuild of
+    the engines (stored vectors are reused, nothing is re-embedded)."""
+    if settings.store == "faiss":
+        return {"kind": "faiss"}
+    from rag.engines.milvus_index import resolve_uri
+
+    uri = resolve_uri(settings.milvus_uri, settings.index_dir)
+    return {"kind": "milvus", "uri": uri, "prefix": settings.milvus_collection}
+
+
+def _milvus_target(settings: Settings) -> Any:
+    if settings.store != "milvus":
+        return None
+    from rag.engines.milvus_index import MilvusTarget, connect
+
+    record = store_record(settings)
+    connect(record["uri"], settings.milvus_timeout)  # unreachable: fail before embedding
+    return MilvusTarget(record["uri"], record["prefix"], settings.milvus_timeout)
 
 
 def dense_kind(settings: Settings, n_chunks: int) -> str:
@@ -167,9 +189,11 @@ def _up_to_date(settings: Settings, files: list[FileStat]) -> BuildReport | None
 
 def _same_settings_report(settings: Settings, manifest: dict[str, Any]) -> BuildReport | None:
     n_chunks = int(manifest.get("counts", {}).get("chunks", 0))
-    if manifest.get("settings") != settings_fingerprint(settings) or manifest.get(
-        "dense_index"
-    ) != dense_kind(settings, n_chunks):
+    if (
+        manifest.get("settings") != settings_fingerprint(settings)
+        or manifest.get("dense_index") != dense_kind(settings, n_chunks)
+        or manifest.get("store", {"kind": "faiss"}) != store_record(settings)
+    ):
         return None
     n_docs = len(manifest.get("documents", {}))
     return BuildReport(
@@ -246,10 +270,7 @@ def _write(
     on_progress: Callable[[int], None] | None,
 ) -> BuildReport:
     prev = plan.previous
-    if embedder is None and plan.todo:
-        from rag.embedding import Embedder
-
-        embedder = Embedder.load(settings)
+    milvus = _milvus_target(settings)  # unreachable Milvus: fail before embedding
     out = _Outcome()
     if prev is not None:  # carry the warnings of files that are kept or skipped again
         recorded = prev.manifest.get("warnings", {})
@@ -258,11 +279,17 @@ def _write(
             for f, a in plan.entries
             if a != "embed" and f.doc_id in recorded
         }
-    if embedder is not None:
-        dim, max_len = embedder.dim, embedder.max_length
+    copies = _find_copies(plan)  # doc id → (source id, in previous version, sha256)
+    docs = _loaded(settings, plan, copies, out)
+    if settings.ray_address and plan.todo:
+        fresh, dim, max_len = _ray_stream(settings, plan, docs)
     else:
-        assert prev is not None
-        dim, max_len = prev.manifest["model"]["dim"], prev.manifest["model"]["max_seq_length"]
+        if embedder is None and plan.todo:
+            from rag.embedding import Embedder
+
+            embedder = Embedder.load(settings)
+        fresh = embed_stream(settings, docs, embedder, progress, on_progress)
+        dim, max_len = _model_shape(plan, embedder)
 
     def manifest_for(w: VersionWriter) -> dict[str, Any]:
         if not w.documents:
@@ -273,10 +300,11 @@ def _write(
     version = write_stream(
         settings.index_dir,
         dim,
-        _entries(settings, plan, embedder, out, progress, on_progress),
+        _entries(settings, plan, fresh, copies, out),
         prev,
         manifest_for,
         lambda n: dense_kind(settings, n),
+        milvus,
     )
     previously = set(prev.manifest.get("documents", {})) if prev else set()
     counts = (_live_manifest(settings) or {}).get("counts", {})
@@ -296,37 +324,66 @@ def _write(
     )
 
 
+def _model_shape(plan: BuildPlan, embedder: Embedder | None) -> tuple[int, int]:
+    """(dim, max_seq_length) of the model: the embedder's, else the live version's."""
+    if embedder is not None:
+        return embedder.dim, embedder.max_length
+    assert plan.previous is not None
+    model = plan.previous.manifest["model"]
+    return int(model["dim"]), int(model["max_seq_length"])
+
+
+def _ray_stream(
+    settings: Settings, plan: BuildPlan, docs: Iterator[Document]
+) -> tuple[Iterator[tuple[Document, EmbeddedDoc]], int, int]:
+    """Chunk and embed on Ray (same pairs, same order as `embed_stream`); the model's dim and
+    max length come with the first result, so the driver never loads the model to embed."""
+    from rag.distributed import ray_embed_stream
+
+    stream = ray_embed_stream(settings, list(docs))
+    pairs = iter(stream)
+    first = next(pairs, None)
+    if first is not None:
+        return itertools.chain([first], pairs), stream.dim, stream.max_length
+    if plan.previous is not None:  # nothing loaded: every file to embed failed or is a copy
+        return iter(()), *_model_shape(plan, None)
+    from rag.embedding import Embedder
+
+    return iter(()), *_model_shape(plan, Embedder.load(settings))
+
+
+def _loaded(
+    settings: Settings, plan: BuildPlan, copies: dict[str, tuple[str, bool, str]], out: _Outcome
+) -> Iterator[Document]:
+    """The documents to embed, loaded lazily in id order (copies and failures left out)."""
+    for f in plan.todo:
+        if f.doc_id in copies:
+            continue
+        doc, warnings = load_file(f.path, settings.seeds_dir)
+        if warnings:
+            out.warnings[f.doc_id] = [w.reason for w in warnings]
+        if doc is None:
+            out.failed.append(f.doc_id)
+        else:
+            yield doc
+
+
 def _entries(
     settings: Settings,
     plan: BuildPlan,
-    embedder: Embedder | None,
+    fresh: Iterator[tuple[Document, EmbeddedDoc]],
+    copies: dict[str, tuple[str, bool, str]],
     out: _Outcome,
-    progress: bool | None,
-    on_progress: Callable[[int], None] | None,
 ) -> Iterator[Fresh | Stored | Copy]:
-    """The plan's files as writer entries, in id order: fresh ones loaded and embedded lazily.
+    """The plan's files as writer entries, in id order: fresh ones from the `fresh` stream
+    (`embed_stream` or `rag.distributed`), which loads and embeds them lazily.
 
     A file whose bytes equal a document of the previous version or one earlier in this build
     (a rename or a duplicate) is copied from it instead of embedded again.
     """
     prev = plan.previous
     previously = set(prev.manifest.get("documents", {})) if prev else set()
-    copies = _find_copies(plan)  # doc id → (source id, in previous version, sha256)
     embedded: set[str] = set()
-
-    def loaded() -> Iterator[Document]:
-        for f in plan.todo:
-            if f.doc_id in copies:
-                continue
-            doc, warnings = load_file(f.path, settings.seeds_dir)
-            if warnings:
-                out.warnings[f.doc_id] = [w.reason for w in warnings]
-            if doc is None:
-                out.failed.append(f.doc_id)
-            else:
-                yield doc
-
-    fresh = embed_stream(settings, loaded(), embedder, progress, on_progress)
     pending: tuple[Document, EmbeddedDoc] | None = next(fresh, None)
     for f, action in plan.entries:
         if action == "keep":
@@ -404,6 +461,7 @@ def make_manifest(
             "version": CHUNKER_VERSION,
         },
         "dense_index": dense_kind(settings, w.n_chunks),
+        "store": store_record(settings),
         "documents": dict(w.documents),
         "files": files,
         "warnings": {k: v for k, v in sorted(warnings.items()) if v},

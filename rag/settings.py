@@ -66,6 +66,30 @@ class Settings(BaseSettings):
         2, ge=1, description="Index versions kept on disk (current included)."
     )
 
+    # Where the dense index lives, and distributed builds (docs/scale.md)
+    store: Literal["faiss", "milvus"] = Field(
+        "faiss", description="Dense index backend: in-process FAISS, or a Milvus collection."
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="Milvus: a local file path (Milvus Lite) or http://host:19530 (a server); "
+        "unset = <index_dir>/milvus.db.",
+    )
+    milvus_collection: str = Field(
+        "rag",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,100}$",
+        description="Prefix of the per-version collections and of the `<prefix>_live` alias.",
+    )
+    milvus_timeout: float = Field(10.0, gt=0, description="Seconds to wait for Milvus.")
+    ray_address: str | None = Field(
+        None, description="Embed with Ray: `local` (in-process) or a cluster address; unset = no."
+    )
+    ray_num_cpus: int = Field(2, ge=1, description="CPUs of the in-process Ray (`local`).")
+    ray_actors: int = Field(2, ge=1, description="Embedding actors (each loads the model once).")
+    ray_cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per actor.")
+    ray_gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per actor (0 = CPU).")
+    ray_timeout: float = Field(600.0, gt=0, description="Seconds a Ray build may take.")
+
     # Retrieval
     mode: Literal["dense", "bm25", "hybrid"] = Field(
         "hybrid", description="Default retrieval mode."

@@ -4,7 +4,8 @@
       CURRENT                 name of the live version (replaced by rename, after fsync)
       .lock                   held by the one build allowed at a time
       versions/<name>/        manifest.json, tables.sqlite, chunk_vectors.npy,
-                              sentence_vectors.npy, dense.faiss, bm25/
+                              sentence_vectors.npy, dense.faiss (or milvus.json naming
+                              the version's Milvus collection), bm25/
 
 A build writes a complete new version in a temporary folder, fsyncs it, renames it into
 place, then replaces CURRENT. Killing it at any moment leaves the previous version live.
@@ -176,6 +177,7 @@ def write_version(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    dense.publish()  # e.g. move the Milvus alias, now that the version is live
     return name
 
 
@@ -199,6 +201,9 @@ def remove_stale(index_dir: Path, keep: int) -> None:
     keep_names = set(finished[-keep:]) | {live}
     for n in names:
         if n not in keep_names:
+            from rag.engines import drop_version
+
+            drop_version(versions / n)  # its Milvus collection, if any, goes with it
             shutil.rmtree(versions / n, ignore_errors=True)
 
 
@@ -355,8 +360,11 @@ def read_engines(path: Path, data: IndexData) -> tuple[DenseIndex, LexicalIndex]
     from rag.engines import load_dense, load_lexical
 
     kind = str(data.manifest.get("dense_index", "flat"))
+    store = str(data.manifest.get("store", {}).get("kind", "faiss"))
     try:
-        return load_dense(path, kind, data.chunk_vectors), load_lexical(path)
+        return load_dense(path, kind, data.chunk_vectors, store), load_lexical(path)
+    except IndexStoreError:
+        raise
     except Exception as exc:  # faiss raises RuntimeError, bm25s assorted errors
         raise IndexStoreError(
             f"index at {path} is corrupt ({exc.__class__.__name__}): run `rag index --rebuild`"

@@ -7,8 +7,9 @@ Invariants:
   `chunk_vectors.npy` / `sentence_vectors.npy` (float16) as soon as it arrives; nothing per
   token or per vector is kept past that call. What stays in memory for the whole build is
   O(documents) bookkeeping (ids, sha256, file stats) and the BM25 term ids of every chunk
-  (int32, ~4 bytes a term), because bm25s builds its matrix in one call. The FAISS index is
-  built afterwards from the vector file, read back in blocks with `pread` (not mmap, so the
+  (int32, ~4 bytes a term), because bm25s builds its matrix in one call. The FAISS index (or
+  the Milvus collection, its metadata read back from the tables) is built afterwards from the
+  vector file, read back in blocks with `pread` (not mmap, so the
   file's pages never count towards this process's RSS).
 - Same contents as a build that held everything: rows in document-id order, a stored
   document's rows, vectors and sentence vectors copied byte for byte from the previous
@@ -44,6 +45,8 @@ from rag.models import Chunk, Document
 
 if TYPE_CHECKING:
     from rag.embed_stream import EmbeddedDoc
+    from rag.engines.base import DenseIndex
+    from rag.engines.milvus_index import MilvusTarget
 
 NPY_HEADER = 128  # bytes; np.save's version 1.0 header for any 1- or 2-D shape we write
 READ_ROWS = 8192  # rows per block when copying or indexing vectors
@@ -310,18 +313,39 @@ class VersionWriter:
         self.vectors.close()
         self.sentence_vectors.close()
 
-    def build_engines(self, kind: str) -> None:
-        """FAISS from the vector file (read back in blocks), BM25 from the kept term ids."""
+    def build_engines(self, kind: str, milvus: MilvusTarget | None = None) -> DenseIndex:
+        """FAISS (or a Milvus collection, with `milvus`) from the vector file read back in
+        blocks, BM25 from the kept term ids; the dense index (published once live)."""
         from rag.engines.factory import build_dense_blocks, build_lexical_ids
 
         reader = NpyReader(self.tmp / "chunk_vectors.npy")
+        con = sqlite3.connect(f"file:{self.tmp / 'tables.sqlite'}?mode=ro", uri=True)
         try:
-            build_dense_blocks(reader.blocks(), reader.rows, self.dim, kind).save(self.tmp)
+            meta = _milvus_meta(con) if milvus is not None else ()
+            dense = build_dense_blocks(
+                reader.blocks(), reader.rows, self.dim, kind, milvus=milvus, meta=meta
+            )
+            dense.save(self.tmp)
         finally:
+            con.close()
             reader.close()
         ids, vocab = self.term_ids, self.vocab
         self.term_ids, self.vocab = [], {}
         build_lexical_ids(ids, vocab).save(self.tmp)
+        return dense
+
+
+def _milvus_meta(con: sqlite3.Connection) -> Iterator[list[dict[str, Any]]]:
+    """The chunks' Milvus metadata rows in row order, `READ_ROWS` at a time (in step with
+    `NpyReader.blocks`), read back from the version's tables."""
+    from rag.engines.milvus_index import chunk_meta
+
+    cur = con.execute(
+        'SELECT c.doc_id, d.title, d.source, d.date, c.start, c."end" FROM chunks c '
+        "JOIN documents d ON d.id = c.doc_id ORDER BY c.row"
+    )
+    while rows := cur.fetchmany(READ_ROWS):
+        yield [chunk_meta(*r) for r in rows]
 
 
 def write_stream(
@@ -331,8 +355,10 @@ def write_stream(
     prev: PreviousVersion | None,
     make_manifest: Callable[[VersionWriter], dict[str, Any]],
     kind_for: Callable[[int], str],
+    milvus: MilvusTarget | None = None,
 ) -> str:
-    """Write a new version from `entries` (document-id order) and make it live; its name."""
+    """Write a new version from `entries` (document-id order) and make it live; its name.
+    With `milvus`, the dense index is a Milvus collection whose alias moves once live."""
     with new_version(index_dir) as (name, tmp):
         w = VersionWriter(tmp, dim)
         for entry in entries:
@@ -346,10 +372,11 @@ def write_stream(
                 assert prev is not None
                 w.add_stored(prev, entry.doc_id)
         w.close_tables()
-        w.build_engines(kind_for(w.n_chunks))
+        dense = w.build_engines(kind_for(w.n_chunks), milvus)
         manifest = make_manifest(w)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         store.commit_version(index_dir, name, tmp)
+    dense.publish()  # e.g. move the Milvus alias, now that the version is live
     return name
 
 
@@ -369,6 +396,9 @@ def new_version(index_dir: Path) -> Iterator[tuple[str, Path]]:
         yield name, tmp
     except BaseException as exc:
         written = _tree_size(tmp)
+        from rag.engines.factory import drop_version
+
+        drop_version(tmp)  # a Milvus collection it created, if any
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, Exception) and is_disk_full(exc):
             raise DiskFullError(disk_full_message(index_dir, written)) from exc

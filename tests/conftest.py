@@ -52,3 +52,33 @@ def fresh_corpus(tmp_path: Path) -> Settings:
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
     return make_settings(seeds, tmp_path / "index")
+
+
+# The retrieval, answer, citation, hot-swap and eval tests run once per dense store: FAISS
+# (the default, built above) and Milvus Lite (a collection in <index>/milvus.db, in-process).
+STORES = ["faiss", pytest.param("milvus", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(scope="session", params=STORES)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def backend_settings(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """The seeds index built with `backend` as its dense store (FAISS: the shared one)."""
+    if backend == "faiss":
+        return request.getfixturevalue("seeds_settings")
+    embedder = request.getfixturevalue("embedder")
+    base = tmp_path_factory.mktemp(f"seeds-{backend}")
+    shutil.copytree(SEEDS, base / "seeds")
+    settings = make_settings(base / "seeds", base / "index", store=backend)
+    build_index(settings, embedder=embedder, progress=False)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def backend_assistant(backend_settings: Settings, embedder: Embedder) -> Assistant:
+    return Assistant.open(settings=backend_settings, embedder=embedder)

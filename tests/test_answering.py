@@ -20,6 +20,12 @@ QUESTIONS = [json.loads(line) for line in (ROOT / "eval" / "qa.jsonl").read_text
 MARKER = re.compile(r"\[(\d+)\]")
 
 
+@pytest.fixture()
+def assistant(backend_assistant: Assistant) -> Assistant:
+    """This module's retrieval and citation tests run on each dense store (conftest)."""
+    return backend_assistant
+
+
 def check_citations(assistant: Assistant, answer: Answer) -> None:
     """Every quote is its document's slice; markers and citations match one to one."""
     for c in answer.citations:

@@ -398,9 +398,9 @@ SEEDS_FLOOR = [  # measured minimum over dense/bm25/hybrid (128-token chunks), m
 
 
 @pytest.mark.slow
-def test_eval_on_seeds_meets_the_measured_floor(seeds_settings: Settings, tmp_path: Path) -> None:
+def test_eval_on_seeds_meets_the_measured_floor(backend_settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    index = str(seeds_settings.index_dir)
+    index = str(backend_settings.index_dir)
     args = ["eval", str(QA), "--index", index, "--mode", "dense,bm25,hybrid", "--json", str(out)]
     result = _rag([*args, *SEEDS_FLOOR])
     assert result.exit_code == 0, result.output

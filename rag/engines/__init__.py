@@ -6,7 +6,13 @@ implements the protocol in `base` plus one line in `factory`.
 """
 
 from rag.engines.base import DenseIndex, LexicalIndex, RowFilter, top_rows
-from rag.engines.factory import build_dense, build_lexical, load_dense, load_lexical
+from rag.engines.factory import (
+    build_dense,
+    build_lexical,
+    drop_version,
+    load_dense,
+    load_lexical,
+)
 
 __all__ = [
     "DenseIndex",
@@ -14,6 +20,7 @@ __all__ = [
     "RowFilter",
     "build_dense",
     "build_lexical",
+    "drop_version",
     "load_dense",
     "load_lexical",
     "top_rows",

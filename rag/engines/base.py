@@ -38,6 +38,10 @@ class DenseIndex(Protocol):
 
     def save(self, folder: Path) -> None: ...
 
+    def publish(self) -> None:
+        """Called once the version is live on disk (e.g. to move a database alias)."""
+        ...
+
     @classmethod
     def load(cls, folder: Path, vectors: np.ndarray) -> Self: ...
 

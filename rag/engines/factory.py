@@ -4,29 +4,63 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.engines.base import DenseIndex, LexicalIndex
 
+if TYPE_CHECKING:
+    from rag.engines.milvus_index import MilvusTarget
+    from rag.models import Chunk, Document
+
 DENSE_KINDS = ("flat", "hnsw", "ivf-sq8")
+STORES = ("faiss", "milvus")
 
 
-def build_dense(vectors: np.ndarray, kind: str) -> DenseIndex:
-    """A dense index of `kind` over normalised float32 vectors (row i = chunk row i)."""
-    from rag.engines.faiss_index import FaissIndex
-
+def build_dense(
+    vectors: np.ndarray,
+    kind: str,
+    *,
+    milvus: MilvusTarget | None = None,
+    chunks: Sequence[Chunk] = (),
+    docs: dict[str, Document] | None = None,
+) -> DenseIndex:
+    """A dense index of `kind` over normalised float32 vectors (row i = chunk row i): FAISS,
+    or a Milvus collection when `milvus` is given (which stores the chunks' metadata too)."""
     if kind not in DENSE_KINDS:
         raise ValueError(f"unknown dense index kind {kind!r}; expected one of {DENSE_KINDS}")
+    if milvus is not None:
+        from rag.engines.milvus_index import MilvusIndex
+
+        return MilvusIndex.build(vectors, kind, chunks, docs or {}, milvus)
+    from rag.engines.faiss_index import FaissIndex
+
     return FaissIndex.build(vectors, kind)
 
 
-def build_dense_blocks(blocks: Iterable[np.ndarray], n: int, dim: int, kind: str) -> DenseIndex:
+def build_dense_blocks(
+    blocks: Iterable[np.ndarray],
+    n: int,
+    dim: int,
+    kind: str,
+    *,
+    milvus: MilvusTarget | None = None,
+    meta: Iterable[list[dict[str, Any]]] = (),
+) -> DenseIndex:
     """A dense index fed block by block (a streaming build reads its vector file back).
 
     Flat indexes are appended to one block at a time (the same index as one `add` of all rows);
-    other kinds get all rows at once, as their construction depends on the whole set.
+    other kinds get all rows at once, as their construction depends on the whole set. With
+    `milvus`, a Milvus collection inserted block by block on `save` (`meta`: per block, the
+    chunks' metadata rows, in step with `blocks`).
     """
+    if kind not in DENSE_KINDS:
+        raise ValueError(f"unknown dense index kind {kind!r}; expected one of {DENSE_KINDS}")
+    if milvus is not None:
+        from rag.engines.milvus_index import MilvusIndex
+
+        return MilvusIndex.build_blocks(zip(blocks, meta, strict=True), n, kind, milvus)
     if kind != "flat":
         parts = list(blocks)
         vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
@@ -38,10 +72,22 @@ def build_dense_blocks(blocks: Iterable[np.ndarray], n: int, dim: int, kind: str
     return dense
 
 
-def load_dense(folder: Path, kind: str, vectors: np.ndarray) -> DenseIndex:
+def load_dense(folder: Path, kind: str, vectors: np.ndarray, store: str = "faiss") -> DenseIndex:
+    if store == "milvus":
+        from rag.engines.milvus_index import MilvusIndex
+
+        return MilvusIndex.load(folder, vectors, kind)
     from rag.engines.faiss_index import FaissIndex
 
     return FaissIndex.load(folder, vectors, kind)
+
+
+def drop_version(folder: Path) -> None:
+    """Release what a version holds outside its folder (a Milvus collection); never raises."""
+    from rag.engines.milvus_index import FILE, drop_version
+
+    if (folder / FILE).is_file():
+        drop_version(folder)
 
 
 def build_lexical(token_lists: Sequence[list[str]]) -> LexicalIndex:

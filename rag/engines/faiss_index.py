@@ -129,6 +129,9 @@ class FaissIndex:
 
         faiss.write_index(self.index, str(folder / FILE))
 
+    def publish(self) -> None:
+        """Nothing to do: a FAISS index is live when its version's folder is."""
+
     @classmethod
     def load(cls, folder: Path, vectors: np.ndarray, kind: str = "flat") -> Self:
         import faiss
