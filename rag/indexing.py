@@ -26,7 +26,6 @@ Decisions:
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import json
 import logging
@@ -38,8 +37,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from rag import store
 from rag.embed_stream import EmbeddedDoc, embed_stream
 from rag.errors import CorpusError, IndexStoreError
-from rag.lexical import LEXICAL_VERSION
 from rag.loading import FileStat, file_sha256, list_files, load_file
+from rag.manifest import (
+    CHUNKER_VERSION,
+    dense_kind,
+    make_manifest,
+    milvus_target,
+    settings_fingerprint,
+    store_record,
+)
 from rag.models import BuildReport, Document, LoadWarning
 from rag.settings import Settings
 from rag.writer import Copy, Fresh, PreviousVersion, Stored, VersionWriter, write_stream
@@ -49,48 +55,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CHUNKER_VERSION = 2  # 2: sentence splitting of text without capitals
-
-
-def settings_fingerprint(settings: Settings) -> dict[str, Any]:
-    """The settings that change chunks or vectors; any difference forces a full rebuild."""
-    return {
-        "model": settings.model,
-        "embed_backend": settings.embed_backend,
-        "chunk_tokens": settings.chunk_tokens,
-        "chunk_overlap": settings.chunk_overlap,
-        "chunker_version": CHUNKER_VERSION,
-        "lexical_version": LEXICAL_VERSION,
-    }
-
-
-def store_record(settings: Settings) -> dict[str, Any]:
-    """Where the dense index lives, as the manifest records it; a change forces a rebuild of
-    the engines (stored vectors are reused, nothing is re-embedded)."""
-    if settings.store == "faiss":
-        return {"kind": "faiss"}
-    from rag.engines.milvus_index import resolve_uri
-
-    uri = resolve_uri(settings.milvus_uri, settings.index_dir)
-    return {"kind": "milvus", "uri": uri, "prefix": settings.milvus_collection}
-
-
-def _milvus_target(settings: Settings) -> Any:
-    if settings.store != "milvus":
-        return None
-    from rag.engines.milvus_index import MilvusTarget, connect
-
-    record = store_record(settings)
-    connect(record["uri"], settings.milvus_timeout)  # unreachable: fail before embedding
-    return MilvusTarget(record["uri"], record["prefix"], settings.milvus_timeout)
-
-
-def dense_kind(settings: Settings, n_chunks: int) -> str:
-    if settings.index_type != "auto":
-        return settings.index_type
-    big = "ivf-sq8" if n_chunks > settings.ivf_threshold else "hnsw"
-    return big if n_chunks > settings.hnsw_threshold else "flat"
-
+__all__ = ["CHUNKER_VERSION", "build_index", "dense_kind", "plan_build", "settings_fingerprint"]
 
 Action = Literal["keep", "embed", "skip"]
 
@@ -270,7 +235,7 @@ def _write(
     on_progress: Callable[[int], None] | None,
 ) -> BuildReport:
     prev = plan.previous
-    milvus = _milvus_target(settings)  # unreachable Milvus: fail before embedding
+    milvus = milvus_target(settings)  # unreachable Milvus: fail before embedding
     out = _Outcome()
     if prev is not None:  # carry the warnings of files that are kept or skipped again
         recorded = prev.manifest.get("warnings", {})
@@ -440,35 +405,3 @@ def _copy_entry(
         out.failed.append(f.doc_id)
         return None
     return Copy(doc, src, in_previous)
-
-
-def make_manifest(
-    settings: Settings,
-    w: VersionWriter,
-    max_seq_length: int,
-    files: dict[str, list[int]],
-    warnings: dict[str, list[str]],
-) -> dict[str, Any]:
-    """What a version records about itself; `settings`, `documents` and `files` decide later
-    builds (`files`: size, mtime_ns and inode of every listed file, skipped ones included)."""
-    return {
-        "format_version": store.FORMAT_VERSION,
-        "settings": settings_fingerprint(settings),
-        "model": {"name": settings.model, "dim": int(w.dim), "max_seq_length": int(max_seq_length)},
-        "chunker": {
-            "max_tokens": settings.chunk_tokens,
-            "overlap_sentences": settings.chunk_overlap,
-            "version": CHUNKER_VERSION,
-        },
-        "dense_index": dense_kind(settings, w.n_chunks),
-        "store": store_record(settings),
-        "documents": dict(w.documents),
-        "files": files,
-        "warnings": {k: v for k, v in sorted(warnings.items()) if v},
-        "counts": {
-            "documents": len(w.documents),
-            "chunks": w.n_chunks,
-            "sentences": w.n_sentences,
-        },
-        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }

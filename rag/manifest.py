@@ -1,0 +1,93 @@
+"""What an index version records about itself, and which settings force a rebuild.
+
+`settings_fingerprint` lists the settings that shape chunks and vectors: any difference from
+the live manifest re-embeds everything. `store_record` says where the dense index lives (FAISS
+files or a Milvus collection): a difference rebuilds the engines from the stored vectors.
+`dense_kind` picks the dense index by size. `make_manifest` is the manifest a build writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from rag import store
+from rag.lexical import LEXICAL_VERSION
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.writer import VersionWriter
+
+CHUNKER_VERSION = 2  # 2: sentence splitting of text without capitals
+
+
+def settings_fingerprint(settings: Settings) -> dict[str, Any]:
+    """The settings that change chunks or vectors; any difference forces a full rebuild."""
+    return {
+        "model": settings.model,
+        "embed_backend": settings.embed_backend,
+        "chunk_tokens": settings.chunk_tokens,
+        "chunk_overlap": settings.chunk_overlap,
+        "chunker_version": CHUNKER_VERSION,
+        "lexical_version": LEXICAL_VERSION,
+    }
+
+
+def store_record(settings: Settings) -> dict[str, Any]:
+    """Where the dense index lives, as the manifest records it; a change forces a rebuild of
+    the engines (stored vectors are reused, nothing is re-embedded)."""
+    if settings.store == "faiss":
+        return {"kind": "faiss"}
+    from rag.engines.milvus_index import resolve_uri
+
+    uri = resolve_uri(settings.milvus_uri, settings.index_dir)
+    return {"kind": "milvus", "uri": uri, "prefix": settings.milvus_collection}
+
+
+def milvus_target(settings: Settings) -> Any:
+    if settings.store != "milvus":
+        return None
+    from rag.engines.milvus_index import MilvusTarget, connect
+
+    record = store_record(settings)
+    connect(record["uri"], settings.milvus_timeout)  # unreachable: fail before embedding
+    return MilvusTarget(record["uri"], record["prefix"], settings.milvus_timeout)
+
+
+def dense_kind(settings: Settings, n_chunks: int) -> str:
+    if settings.index_type != "auto":
+        return settings.index_type
+    big = "ivf-sq8" if n_chunks > settings.ivf_threshold else "hnsw"
+    return big if n_chunks > settings.hnsw_threshold else "flat"
+
+
+def make_manifest(
+    settings: Settings,
+    w: VersionWriter,
+    max_seq_length: int,
+    files: dict[str, list[int]],
+    warnings: dict[str, list[str]],
+) -> dict[str, Any]:
+    """What a version records about itself; `settings`, `documents` and `files` decide later
+    builds (`files`: size, mtime_ns and inode of every listed file, skipped ones included)."""
+    return {
+        "format_version": store.FORMAT_VERSION,
+        "settings": settings_fingerprint(settings),
+        "model": {"name": settings.model, "dim": int(w.dim), "max_seq_length": int(max_seq_length)},
+        "chunker": {
+            "max_tokens": settings.chunk_tokens,
+            "overlap_sentences": settings.chunk_overlap,
+            "version": CHUNKER_VERSION,
+        },
+        "dense_index": dense_kind(settings, w.n_chunks),
+        "store": store_record(settings),
+        "documents": dict(w.documents),
+        "files": files,
+        "warnings": {k: v for k, v in sorted(warnings.items()) if v},
+        "counts": {
+            "documents": len(w.documents),
+            "chunks": w.n_chunks,
+            "sentences": w.n_sentences,
+        },
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
