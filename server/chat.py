@@ -127,18 +127,8 @@ def short_answer_of(answer: Answer) -> str | None:
 
 
 def chat_citations(answer: Answer) -> list[ChatCitation]:
-    return [
-        ChatCitation(
-            n=c.n,
-            doc_id=c.doc_id,
-            title=c.title,
-            source=c.source,
-            start=c.start,
-            end=c.end,
-            quote=c.quote,
-        )
-        for c in answer.citations
-    ]
+    """The answer's citations in the chat response's shape (the same fields, less `score`)."""
+    return [ChatCitation(**c.model_dump(exclude={"score"})) for c in answer.citations]
 
 
 def sources_text(answer: Answer) -> str:
