@@ -268,11 +268,23 @@ def test_unicode_scripts_without_case() -> None:
     ids=lambda t: repr(t[:6]),
 )
 def test_one_megabyte_is_fast(text: str) -> None:
-    started = time.perf_counter()
-    sentences = split_sentences(text)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 3.0  # linear: well under a second on a laptop
-    check_invariants(text, sentences)
+    """Linear, not quadratic: 8x the text may take at most ~20x the time (quadratic is 64x).
+
+    A ratio from one run, not a wall-clock bound: these machines are shared and the same
+    split takes 3x longer on a busy day. The absolute bound only catches a hang.
+    """
+
+    def timed(sample: str) -> float:
+        started = time.perf_counter()
+        split_sentences(sample)
+        return time.perf_counter() - started
+
+    eighth = text[: len(text) // 8]
+    small = min(timed(eighth) for _ in range(2))
+    full = min(timed(text) for _ in range(2))
+    assert full <= 20 * small + 0.25, (full, small)
+    assert full < 30.0
+    check_invariants(text, split_sentences(text))
 
 
 # --- properties over random text --------------------------------------------------------------
