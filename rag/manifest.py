@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rag.writer import VersionWriter
 
 CHUNKER_VERSION = 2  # 2: sentence splitting of text without capitals
+EMBED_VERSION = 2  # 2: onnx-int8 embeds one text per call (vectors independent of batching)
 
 
 def settings_fingerprint(settings: Settings) -> dict[str, Any]:
@@ -26,6 +27,7 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
     return {
         "model": settings.model,
         "embed_backend": settings.embed_backend,
+        "embed_version": EMBED_VERSION,
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap": settings.chunk_overlap,
         "chunker_version": CHUNKER_VERSION,

@@ -146,3 +146,25 @@ def test_query_vectors_do_not_depend_on_batch_mates(engines: dict[str, Embedder]
         mixed = e.encode_queries(QUESTIONS[:2] + long_texts)[:2]
         assert (alone * single).sum(axis=1).min() > 0.99999, backend
         assert (mixed * single).sum(axis=1).min() > 0.99999, backend
+
+
+def test_chunk_vectors_do_not_depend_on_batch_mates(engines: dict[str, Embedder]) -> None:
+    """A chunk gets the same vector in a full build (batched with many others, longest first)
+    as alone in an incremental build or on a Ray actor: what makes a Ray or incremental build
+    equal to a full one. int8 batched would be ≈ 0.98 at worst (per-batch activation scales)."""
+    texts = [
+        "The minister said the talks would resume next week in Geneva. " * 10,
+        "Who chairs the Arab Parliament? Adel Al-Asoumi does.",
+        "Shares fell sharply in early trading on Monday after the report. " * 4,
+        "Rain.",
+    ]
+    spans = [[(0, len(t))] for t in texts]
+    for backend in ("torch", "onnx", "onnx-int8"):
+        e = engines[backend]
+        together = e.encode_chunks(texts, spans, batch_size=32, progress=False)
+        for i, t in enumerate(texts):
+            alone = e.encode_chunks([t], [spans[i]], batch_size=32, progress=False)
+            cosine = float(alone.vectors[0] @ together.vectors[i])
+            assert cosine > 0.99999, (backend, i, cosine)
+            sent = float(alone.sentence_vectors[0][0] @ together.sentence_vectors[i][0])
+            assert sent > 0.99999, (backend, i, sent)
