@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         3, ge=1, le=10, description="Max sentences in an extractive answer."
     )
     abstain_threshold: float = Field(
-        0.5,
+        0.4,
         description="Evidence score below which the assistant says the articles don't answer.",
     )
     max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
