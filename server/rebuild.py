@@ -1,8 +1,14 @@
-"""Incremental index rebuilds inside the server, one at a time, on a background thread.
+"""Incremental index rebuilds for the server, one at a time, each in a child process.
 
-A rebuild reuses the model the server already holds (loading a second copy would double memory
-and take seconds), writes a new index version with `build_index` (which takes the cross-process
-build lock, so it also coexists with `rag index` run by hand), then swaps the new version in.
+A rebuild runs `build_index` in a fresh (spawned) process, which writes a new index version
+(taking the cross-process build lock, so it also coexists with `rag index` run by hand); the
+server then swaps the new version in. The child costs a second or two to start and load the
+model, but everything a build allocates (the previous version's tables, the writer's buffers,
+the engine's scratch memory, the build code itself) dies with it: built in-process, the first
+rebuild left ≈ 50 MiB in the server's malloc arenas for good (`bench/soak.py`, README). A
+child killed by the OOM killer or a signal is a failed rebuild, not a dead server. (With a
+Milvus Lite file, which one process at a time may open, the build runs in the server's own
+rebuild thread with the model it holds.)
 A request arriving while a rebuild runs queues exactly one follow-up, so changes made during a
 build are never lost and bursts don't pile up builds. A failure is recorded and logged; the
 version already loaded keeps serving.
@@ -11,6 +17,7 @@ version already loaded keeps serving.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +25,6 @@ from typing import Literal
 
 from rag.assistant import Assistant
 from rag.errors import RagError
-from rag.indexing import build_index
 from rag.models import BuildReport
 from rag.settings import Settings
 from server.schemas import RebuildRun
@@ -77,7 +83,13 @@ class Rebuilder:
         report: BuildReport | None = None
         error: str | None = None
         try:
-            report = build_index(self.settings, embedder=self.assistant.embedder, progress=False)
+            if _milvus_lite(self.settings):  # one process per Lite file: build here
+                from rag.indexing import build_index
+
+                embedder = self.assistant.embedder
+                report = build_index(self.settings, embedder=embedder, progress=False)
+            else:
+                report = build_in_child(self.settings)
             self.assistant.refresh()
             why = self.assistant.last_reload_error
             if why is not None and self.assistant.snapshot.version != report.version:
@@ -110,3 +122,46 @@ class Rebuilder:
                 self._on_finished(run)
             except Exception:  # pragma: no cover - metrics must not break rebuilds
                 logger.exception("rebuild callback failed")
+
+
+def _milvus_lite(settings: Settings) -> bool:
+    """Whether the dense index is a Milvus Lite file, which only this process may open."""
+    return settings.store == "milvus" and "://" not in (settings.milvus_uri or "")
+
+
+def build_in_child(settings: Settings) -> BuildReport:
+    """`build_index(settings)` in a spawned process; its report, or a RagError saying why not."""
+    ctx = multiprocessing.get_context("spawn")  # no fork: the server's threads and locks stay
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_build, args=(settings, send), name="rag-rebuild")
+    proc.start()
+    send.close()
+    try:
+        kind, value = receive.recv()
+    except EOFError:  # the child died without answering
+        proc.join()
+        raise RagError(
+            f"the build process ended without a result (exit code {proc.exitcode}); "
+            "no new index version was switched in"
+        ) from None
+    finally:
+        receive.close()
+    proc.join()
+    if kind == "error":
+        raise RagError(value)
+    return value
+
+
+def _child_build(settings: Settings, send: object) -> None:
+    from rag.indexing import build_index
+
+    logging.basicConfig(level=logging.WARNING, format="rag-rebuild: %(levelname)s %(message)s")
+    try:
+        result: tuple[str, object] = ("ok", build_index(settings, progress=False))
+    except RagError as exc:
+        result = ("error", str(exc))
+    except Exception as exc:
+        logging.getLogger(__name__).exception("rebuild failed")
+        result = ("error", f"unexpected {type(exc).__name__}")
+    send.send(result)  # type: ignore[attr-defined]
+    send.close()  # type: ignore[attr-defined]
