@@ -63,11 +63,12 @@ def cache_stats(
 ) -> dict[str, CacheStat]:
     """Every cache of the `rag` package with its size and bound (fixed at import), plus the
     versions of `index_dir` still in memory and, given the live snapshot, its term cache."""
-    from rag import embedding, lexical, retrieval, tokens
+    from rag import embedding, lexical, retrieval, short_answer, tokens
 
     stats = {
         "lexical.stem": lru_stat(lexical._stem),
         "lexical.stemmer": lru_stat(lexical._stemmer),
+        "short_answer.layout": lru_stat(short_answer._packed),
         "embedding.models": lru_stat(embedding._load_cached),
         "tokens.cl100k": lru_stat(tokens.cl100k),
         "snapshots.loaded": CacheStat(len(retrieval.loaded_versions(index_dir)), SNAPSHOTS_BOUND),

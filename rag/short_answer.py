@@ -18,6 +18,7 @@ Invariant: every candidate is a span of its sentence's document text, so
 from __future__ import annotations
 
 import re
+from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -151,16 +152,47 @@ def missing_terms(info: QuestionInfo, texts: Sequence[str]) -> list[str]:
     return [t for t in info.key_terms if not _term_present(t, stems, joined, text)]
 
 
-@lru_cache(maxsize=8192)
-def _layout(text: str) -> tuple[tuple[Candidate, ...], tuple[int, ...], tuple[int, ...],
-                                tuple[str, ...], tuple[bool, ...]]:  # fmt: skip
-    """A sentence's candidates, token starts and ends, lowercased tokens and content-word flags
-    (offsets within `text`), cached: the same sentences recur across questions."""
+LAYOUT_CACHE = 8192  # sentences whose layout is kept (LRU, ≈ 1 KB each: ≈ 8 MiB at the bound)
+_KIND_CODES: tuple[Kind, ...] = ("name", "place", "date", "number", "thing")
+
+
+@lru_cache(maxsize=LAYOUT_CACHE)
+def _packed(text: str) -> array:
+    """A sentence's tokens and candidate phrases as one flat int array (one object per cached
+    sentence, not hundreds: small, and it leaves no holes in the heap when evicted):
+    `[n_tokens, n_candidates, starts…, ends…, content flags…, (start, end, kind)…]`."""
     toks = tokens(text)
-    lows = tuple(t.lower() for _, _, t in toks)
-    content = tuple(w[0].isalnum() and w not in STOPWORDS for w in lows)
-    starts, ends = tuple(t[0] for t in toks), tuple(t[1] for t in toks)
-    return tuple(candidates(text, 0, toks)), starts, ends, lows, content
+    out = array("i", (len(toks), 0))
+    out.extend(t[0] for t in toks)
+    out.extend(t[1] for t in toks)
+    out.extend(t[2][0].isalnum() and t[2].lower() not in STOPWORDS for t in toks)
+    cands = candidates(text, 0, toks)
+    out[1] = len(cands)
+    for c in cands:
+        out.extend((c.start, c.end, _KIND_CODES.index(c.kind)))
+    return out
+
+
+Span = tuple[int, int, Kind]  # a candidate phrase of a sentence: (start, end, kind)
+
+
+def _layout(text: str) -> tuple[tuple[Span, ...], tuple[int, ...], tuple[int, ...],
+                                tuple[str, ...], tuple[bool, ...]]:  # fmt: skip
+    """A sentence's candidate spans, token starts and ends, lowercased tokens and content-word
+    flags (offsets within `text`), unpacked from the cached `_packed` form."""
+    packed = _packed(text)
+    n, m = packed[0], packed[1]
+    starts, ends = tuple(packed[2 : 2 + n]), tuple(packed[2 + n : 2 + 2 * n])
+    content = tuple(map(bool, packed[2 + 2 * n : 2 + 3 * n]))
+    lows = tuple(text[s:e].lower() for s, e in zip(starts, ends, strict=True))
+    base = 2 + 3 * n
+    kinds = map(_KIND_CODES.__getitem__, packed[base + 2 : base + 3 * m : 3])
+    cands = tuple(
+        zip(
+            packed[base : base + 3 * m : 3], packed[base + 1 : base + 3 * m : 3], kinds, strict=True
+        )
+    )
+    return cands, starts, ends, lows, content
 
 
 @dataclass(slots=True)
@@ -168,7 +200,7 @@ class _Sentence:
     """One sentence's candidates and tokens (offsets within the sentence) and which tokens are
     the question's words."""
 
-    candidates: tuple[Candidate, ...]
+    candidates: tuple[Span, ...]  # (start, end, kind) within the sentence
     starts: tuple[int, ...]
     ends: tuple[int, ...]
     asked: list[bool]  # the token is one of the question's own words
@@ -194,12 +226,13 @@ def _sentence(text: str, info: QuestionInfo, memo: dict[str, str | None]) -> _Se
     return _Sentence(cands, starts, ends, asked, content, matches)  # type: ignore[arg-type]
 
 
-def _trim(c: Candidate, sent: _Sentence, text: str) -> tuple[Candidate, int, int] | None:
-    """The candidate without the question's own words (or function words) at its edges, and its
+def _trim(c: Span, sent: _Sentence, text: str) -> tuple[Candidate, int, int] | None:
+    """The candidate span without the question's own words (or function words) at its edges, and its
     token range; None if nothing new is left or it does not start and end on word boundaries."""
-    lo, hi = bisect_left(sent.starts, c.start), bisect_left(sent.ends, c.end)
+    start, end, kind = c
+    lo, hi = bisect_left(sent.starts, start), bisect_left(sent.ends, end)
     n = len(sent.ends)
-    if lo >= n or hi >= n or sent.starts[lo] != c.start or sent.ends[hi] != c.end:
+    if lo >= n or hi >= n or sent.starts[lo] != start or sent.ends[hi] != end:
         return None  # e.g. "19" inside "COVID-19"
     new = [k for k in range(lo, hi + 1) if not sent.asked[k]]
     if not any(sent.content[k] for k in new):
@@ -210,7 +243,7 @@ def _trim(c: Candidate, sent: _Sentence, text: str) -> tuple[Candidate, int, int
     while hi > lo and not sent.content[hi]:
         hi -= 1
     s, e = sent.starts[lo], sent.ends[hi]
-    return Candidate(s, e, text[s:e], c.kind), lo, hi
+    return Candidate(s, e, text[s:e], kind), lo, hi
 
 
 def _in_question(word: str, info: QuestionInfo) -> bool:

@@ -144,6 +144,9 @@ def test_caches_stay_bounded_and_swapped_out_versions_are_freed(
     # the term cache is keyed by the snapshot's sentences, not by questions
     sentences = len(assistant.snapshot.data.sentences.doc_ids)
     assert stats["snapshot.sentence_terms"].size <= sentences
+    # short-answer layouts are keyed by sentence text (articles are only added here, so every
+    # sentence ever answered from is one of the live snapshot's)
+    assert stats["short_answer.layout"].size <= sentences
     # no request left anything behind; no old index version is referenced any more
     assert waiting == 0
     assert stats["rebuilds.pending"].size == 0
