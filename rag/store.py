@@ -199,12 +199,13 @@ def remove_stale(index_dir: Path, keep: int) -> None:
     names = sorted(p.name for p in versions.iterdir() if p.is_dir())
     finished = [n for n in names if not n.startswith(".tmp-")]
     keep_names = set(finished[-keep:]) | {live}
-    for n in names:
-        if n not in keep_names:
-            from rag.engines import drop_version
+    gone = [versions / n for n in names if n not in keep_names]
+    if gone:
+        from rag.engines import release_versions
 
-            drop_version(versions / n)  # its Milvus collection, if any, goes with it
-            shutil.rmtree(versions / n, ignore_errors=True)
+        release_versions(gone)  # Milvus rows/collections only they use, before their records
+    for folder in gone:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 TABLES_SCHEMA = """

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -19,7 +20,7 @@ import pytest
 from rag import store
 from rag.embedding import Embedder
 from rag.engines.base import exact_search
-from rag.engines.milvus_index import FILE, connect, filter_expression
+from rag.engines.milvus_index import FILE, LIVE_SEQ, connect, filter_expression
 from rag.indexing import build_index
 from rag.models import Filters
 from rag.retrieval import Snapshot, row_filter
@@ -54,9 +55,13 @@ def milvus_snapshot(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
     return Snapshot.load(settings.index_dir)
 
 
+def _record(settings: Settings, folder: Path | None = None) -> dict[str, Any]:
+    path = folder or store.version_path(settings.index_dir)[1]
+    return dict(json.loads((path / FILE).read_text()))
+
+
 def _collection(settings: Settings) -> tuple[str, str]:
-    _name, path = store.version_path(settings.index_dir)
-    record = json.loads((path / FILE).read_text())
+    record = _record(settings)
     return record["uri"], record["collection"]
 
 
@@ -86,8 +91,9 @@ def test_milvus_ranks_like_exact_faiss(
 
 
 def test_versions_alias_and_dropped_collections(fresh_corpus: Settings, embedder: Embedder) -> None:
-    """FAISS → Milvus reuses the stored vectors; each rebuild is a new collection, the alias
-    follows the live one, and versions beyond keep_versions take their collection along."""
+    """FAISS → Milvus reuses the stored vectors (a new collection); an incremental build
+    appends to the live collection; `--rebuild` writes a new one; the alias and `rag.live_seq`
+    follow the live version, and a collection goes when no version on disk uses it."""
     build_index(fresh_corpus, embedder=embedder, progress=False)
     settings = fresh_corpus.with_overrides(store="milvus", keep_versions=1)
     moved = build_index(settings, embedder=embedder, progress=False)
@@ -101,12 +107,20 @@ def test_versions_alias_and_dropped_collections(fresh_corpus: Settings, embedder
     report = build_index(settings, embedder=embedder, progress=False)
     assert report.added == ["new.txt"] and report.chunks_embedded == 1
     _uri, second = _collection(settings)
-    assert second != first
-    assert client.describe_alias("rag_live")["collection_name"] == second
-    assert not client.has_collection(first)  # dropped with its version (keep_versions=1)
-    assert client.get_collection_stats(second)["row_count"] == report.chunks
+    assert second == first  # the same collection, one row more
+    assert client.describe_alias("rag_live")["collection_name"] == first
+    assert client.get_collection_stats(first)["row_count"] == report.chunks
+    live_seq = _record(settings)["seq"]
+    assert client.describe_collection(first)["properties"][LIVE_SEQ] == str(live_seq)
+
+    rebuilt = build_index(settings, rebuild=True, embedder=embedder, progress=False)
+    assert rebuilt.full_rebuild
+    _uri, third = _collection(settings)
+    assert third != first and _record(settings)["seq"] > live_seq
+    assert client.describe_alias("rag_live")["collection_name"] == third
+    assert not client.has_collection(first)  # dropped with its versions (keep_versions=1)
     back = build_index(fresh_corpus.with_overrides(keep_versions=1), embedder=embedder)
-    assert back.chunks_embedded == 0 and not client.has_collection(second)  # back to FAISS
+    assert back.chunks_embedded == 0 and not client.has_collection(third)  # back to FAISS
     assert "rag_live" not in client.list_aliases().get("aliases", [])
 
 
