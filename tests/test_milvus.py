@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -19,15 +22,17 @@ import pytest
 
 from rag import store
 from rag.embedding import Embedder
-from rag.engines.base import exact_search
-from rag.engines.milvus_index import FILE, LIVE_SEQ, connect, filter_expression
+from rag.engines import build_dense
+from rag.engines.base import Ranking, exact_search
+from rag.engines.milvus_index import FILE, LIVE_SEQ, connect, disconnect, filter_expression
+from rag.engines.milvus_versions import ALIVE, count
 from rag.indexing import build_index
-from rag.models import Filters
+from rag.models import Chunk, Filters
 from rag.retrieval import Snapshot, row_filter
 from rag.settings import Settings
 from server.app import create_app
 from server.testing import live_server
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -164,3 +169,183 @@ def test_server_reports_unreachable_milvus_as_503(fresh_corpus: Settings) -> Non
         assert "cannot reach Milvus at http://127.0.0.1:9" in r.json()["error"]
         ask = client.post("/v1/ask", json={"question": "Who chairs the Arab Parliament?"})
         assert ask.status_code == 503
+
+
+# ---------------------------------------------------------------------------- versions in one
+# collection: incremental writes, snapshot isolation, killed builds, garbage collection
+
+QUESTIONS = [
+    json.loads(line)["question"]
+    for line in (ROOT / "eval" / "qa.jsonl").read_text().splitlines()
+    if line.strip()
+]
+NEW_ARTICLE = (
+    "Zorbia Launches Kestrel-9\n\n"
+    "VELL (ZNA) -- The Zorbian Space Agency launched the satellite Kestrel-9 on 3 March 2031 "
+    "from the Vell spaceport. The agency said the satellite will map glaciers.\n"
+)
+CHANGED, REMOVED = "001_d02ccc4d9c9c05cf.txt", "000_2e40f42646a43cae.txt"
+Top = list[list[tuple[str, int, int]]]
+
+
+def _add_change_delete(seeds: Path) -> None:
+    (seeds / "new.txt").write_text(NEW_ARTICLE)
+    changed = seeds / CHANGED
+    changed.write_text(changed.read_text() + "\n\nThe two ministers will meet in Baku in May.\n")
+    (seeds / REMOVED).unlink()
+
+
+def _top(folder: Path, qvecs: np.ndarray, k: int = 10) -> tuple[Top, np.ndarray]:
+    """Top-k chunks (id, start, end) and scores per question of the version in `folder`,
+    loaded by folder name (live or not)."""
+    data = store.read_data(folder)
+    dense, _lexical = store.read_engines(folder, data)
+    return _ranked(data.chunks, [dense.search(q, k) for q in qvecs])
+
+
+def _ranked(chunks: list[Chunk], rankings: list[Ranking]) -> tuple[Top, np.ndarray]:
+    top = [[(chunks[r].id, chunks[r].start, chunks[r].end) for r, _ in rk] for rk in rankings]
+    return top, np.array([[s for _, s in rk] for rk in rankings])
+
+
+def _faiss_flat(folder: Path, qvecs: np.ndarray, k: int = 10) -> tuple[Top, np.ndarray]:
+    data = store.read_data(folder)
+    flat = build_dense(np.asarray(data.chunk_vectors), "flat")
+    return _ranked(data.chunks, [flat.search(q, k) for q in qvecs])
+
+
+def _count(record: dict[str, Any], expr: str) -> int:
+    client = connect(record["uri"])
+    client.load_collection(record["collection"])
+    return count(client, record["collection"], expr)
+
+
+def _chunks_of(folder: Path, doc_ids: set[str]) -> int:
+    return sum(c.doc_id in doc_ids for c in store.read_data(folder).chunks)
+
+
+def test_incremental_build_writes_only_changed_articles(
+    fresh_corpus: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Add, change and delete an article: only their chunks are written (born/died = the new
+    seq) into the previous version's collection; the new version ranks like a full Milvus
+    build and FAISS flat; the previous version still answers exactly as before."""
+    s = fresh_corpus.with_overrides(store="milvus", keep_versions=3)
+    build_index(s, embedder=embedder, progress=False)
+    _name, v1 = store.version_path(s.index_dir)
+    rec1 = _record(s)
+    qvecs = embedder.encode_queries(QUESTIONS)
+    before, before_scores = _top(v1, qvecs)
+
+    _add_change_delete(s.seeds_dir)
+    report = build_index(s, embedder=embedder, progress=False)
+    assert (report.added, report.changed, report.removed) == (["new.txt"], [CHANGED], [REMOVED])
+    _name, v2 = store.version_path(s.index_dir)
+    rec2 = _record(s)
+    assert rec2["collection"] == rec1["collection"]
+    assert rec2["base"] == rec1["seq"] and rec2["seq"] > rec1["seq"]
+    inserted = _count(rec2, f"born == {rec2['seq']}")
+    assert inserted == _chunks_of(v2, {"new.txt", CHANGED}) > 0
+    assert _count(rec2, f"died == {rec2['seq']}") == _chunks_of(v1, {CHANGED, REMOVED}) > 0
+    assert _count(rec2, "") == len(store.read_data(v1).chunks) + inserted  # v1 ∪ v2
+
+    got, got_scores = _top(v2, qvecs)
+    full = make_settings(s.seeds_dir, tmp_path / "full-index", store="milvus")
+    assert build_index(full, embedder=embedder, progress=False).full_rebuild
+    _name, v_full = store.version_path(full.index_dir)
+    assert _record(full)["base"] is None
+    want, want_scores = _top(v_full, qvecs)
+    flat, flat_scores = _faiss_flat(v2, qvecs)
+    assert got == want == flat
+    assert np.allclose(got_scores, want_scores, atol=1e-5)
+    assert np.allclose(got_scores, flat_scores, atol=1e-5)
+
+    again, again_scores = _top(v1, qvecs)  # the previous version, still on disk
+    assert again == before and np.array_equal(again_scores, before_scores)
+    assert any(c[0].startswith(REMOVED) for top in again for c in top)
+
+
+_KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from rag import store
+    from rag.indexing import build_index
+    from rag.settings import Settings
+
+    def die(path):  # after the Milvus writes, before the version is renamed and switched
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    store.fsync_tree = die
+    build_index(Settings(seeds_dir=sys.argv[1], index_dir=sys.argv[2], store="milvus"),
+                progress=False)
+    """
+)
+
+
+def test_killed_build_leaves_the_live_version_and_is_swept(
+    fresh_corpus: Settings, embedder: Embedder
+) -> None:
+    s = fresh_corpus.with_overrides(store="milvus", keep_versions=3)
+    build_index(s, embedder=embedder, progress=False)
+    live_name, live = store.version_path(s.index_dir)
+    rec1 = _record(s)
+    qvecs = embedder.encode_queries(QUESTIONS)
+    before, before_scores = _top(live, qvecs)
+
+    _add_change_delete(s.seeds_dir)
+    disconnect(rec1["uri"])  # Milvus Lite: one process per file
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, str(s.seeds_dir), str(s.index_dir)],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    (tmp,) = [p for p in (s.index_dir / store.VERSIONS).iterdir() if p.name.startswith(".tmp-")]
+    killed = _record(s, tmp)
+    assert killed["collection"] == rec1["collection"] and killed["base"] == rec1["seq"]
+    assert _count(killed, f"born == {killed['seq']}") > 0  # it did write to Milvus
+    assert _count(killed, f"died == {killed['seq']}") > 0
+
+    assert store.current_version(s.index_dir) == live_name
+    snap = Snapshot.load(s.index_dir)
+    assert snap.version == live_name
+    assert _ranked(snap.chunks, [snap.dense.search(q, 10) for q in qvecs])[0] == before
+    again, again_scores = _top(live, qvecs)
+    assert again == before and np.array_equal(again_scores, before_scores)
+
+    report = build_index(s, embedder=embedder, progress=False)
+    assert report.added == ["new.txt"]
+    _name, v2 = store.version_path(s.index_dir)
+    rec2 = _record(s)
+    assert rec2["seq"] > killed["seq"] and rec2["base"] == rec1["seq"]
+    assert not tmp.exists()
+    for field in ("born", "died"):
+        assert _count(rec2, f"{field} == {killed['seq']}") == 0
+    inserted = _count(rec2, f"born == {rec2['seq']}")
+    assert inserted == _chunks_of(v2, {"new.txt", CHANGED})
+    assert _count(rec2, "") == len(store.read_data(live).chunks) + inserted  # v1 ∪ v2, no more
+    assert _top(v2, qvecs)[0] == _faiss_flat(v2, qvecs)[0]
+
+
+def test_pruned_versions_take_their_rows_along(fresh_corpus: Settings, embedder: Embedder) -> None:
+    s = fresh_corpus.with_overrides(store="milvus", keep_versions=2)
+    changed = s.seeds_dir / CHANGED
+    recs = []
+    for i in range(3):
+        if i:
+            changed.write_text(changed.read_text() + f"\n\nUpdate number {i} came on Friday.\n")
+        build_index(s, embedder=embedder, progress=False)
+        recs.append(_record(s))
+    assert len({r["collection"] for r in recs}) == 1
+    on_disk = [p for p in (s.index_dir / store.VERSIONS).iterdir() if p.is_dir()]
+    assert len(on_disk) == 2  # the first version was pruned …
+    seq2, seq3 = recs[1]["seq"], recs[2]["seq"]
+    assert _count(recs[2], f"died <= {seq2}") == 0  # … and the rows only it saw with it
+    n2 = recs[1]["rows"]
+    assert _count(recs[2], "") == n2 + _count(recs[2], f"born == {seq3}")
+
+    build_index(s.with_overrides(keep_versions=1), embedder=embedder, progress=False)
+    assert _count(recs[2], "") == recs[2]["rows"]
+    assert _count(recs[2], f"died < {ALIVE}") == 0
