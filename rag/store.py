@@ -5,7 +5,9 @@
       .lock                   held by the one build allowed at a time
       versions/<name>/        manifest.json, tables.sqlite, chunk_vectors.npy,
                               sentence_vectors.npy, dense.faiss (or milvus.json naming
-                              the version's Milvus collection), bm25/
+                              the version's Milvus collection and sequence number, and
+                              milvus_keys.npy), bm25/
+      versions/.milvus-seq    the last Milvus sequence number taken (never reused)
 
 A build writes a complete new version in a temporary folder, fsyncs it, renames it into
 place, then replaces CURRENT. Killing it at any moment leaves the previous version live.
@@ -175,6 +177,9 @@ def write_version(
         (tmp / "manifest.json").write_text(json.dumps(data.manifest, indent=2, sort_keys=True))
         commit_version(index_dir, name, tmp)
     except BaseException:
+        from rag.engines import release_versions
+
+        release_versions([tmp])  # what it wrote to Milvus, if anything
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     dense.publish()  # e.g. move the Milvus alias, now that the version is live

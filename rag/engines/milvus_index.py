@@ -315,6 +315,8 @@ class MilvusIndex:
         if seen != self.n:
             raise IndexStoreError(f"Milvus version {p.seq} sees {seen} rows, expected {self.n}")
         self._pending = None
+        how = "a new collection" if p.base is None else f"extending version {p.base}"
+        logger.info("Milvus version %d (%s): %s rows", p.seq, how, self.written)
 
     def _insert(self, client: Any, blocks: Iterable[Block]) -> None:
         for batch in new_rows(blocks, self.seq or 0):
