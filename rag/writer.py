@@ -8,8 +8,9 @@ Invariants:
   token or per vector is kept past that call. What stays in memory for the whole build is
   O(documents) bookkeeping (ids, sha256, file stats) and the BM25 term ids of every chunk
   (int32, ~4 bytes a term), because bm25s builds its matrix in one call. The FAISS index (or
-  the Milvus collection, its metadata read back from the tables) is built afterwards from the
-  vector file, read back in blocks with `pread` (not mmap, so the
+  the Milvus rows, their metadata read back from the tables: only the new articles' when
+  Milvus extends the previous version's collection, see `rag.milvus_rows`) is built
+  afterwards from the vector file, read back in blocks with `pread` (not mmap, so the
   file's pages never count towards this process's RSS).
 - Same contents as a build that held everything: rows in document-id order, a stored
   document's rows, vectors and sentence vectors copied byte for byte from the previous

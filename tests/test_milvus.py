@@ -25,7 +25,16 @@ from rag.embedding import Embedder
 from rag.engines import build_dense
 from rag.engines.base import Ranking, exact_search
 from rag.engines.milvus_index import FILE, LIVE_SEQ, connect, disconnect, filter_expression
-from rag.engines.milvus_versions import ALIVE, count
+from rag.engines.milvus_versions import (
+    ALIVE,
+    chunk_key,
+    count,
+    garbage,
+    key_map,
+    rows_of,
+    visible,
+)
+from rag.errors import IndexStoreError
 from rag.indexing import build_index
 from rag.models import Chunk, Filters
 from rag.retrieval import Snapshot, row_filter
@@ -49,6 +58,21 @@ def test_filter_expression_translates_each_filter() -> None:
         'date != "" and date >= "2024-01-05" and date <= "2024-02-01"'
     )
     assert filter_expression(Filters()) == ""
+
+
+def test_version_bookkeeping_expressions_and_keys() -> None:
+    assert visible(7) == "born <= 7 and died > 7"
+    assert garbage([3, 5, 9]) == (
+        "died <= 3 or born > 9 or (born > 3 and died <= 5) or (born > 5 and died <= 9)"
+    )
+    keymap = key_map(["b#0", "a#0", "a#1"])
+    assert keymap.shape == (2, 3) and list(keymap[0]) == sorted(keymap[0])
+    assert rows_of(keymap, [chunk_key("a#1"), chunk_key("b#0")]) == [2, 0]
+    assert 0 <= chunk_key("a#0") < 2**63
+    with pytest.raises(IndexStoreError, match="chunk rows 0 and 2 have the same 63-bit"):
+        key_map(["a#0", "b#0", "a#0"])  # the same key twice, as a hash collision would give
+    with pytest.raises(IndexStoreError, match="does not have"):
+        rows_of(keymap, [chunk_key("c#0")])
 
 
 @pytest.fixture(scope="module")
