@@ -1,6 +1,8 @@
 """The Milvus dense store (Milvus Lite here): same results as FAISS, filters as expressions,
-one collection per version behind a `<prefix>_live` alias, stale collections dropped, and one
-clear line when Milvus cannot be reached. Real Milvus Lite, real model, real files."""
+versions sharing a collection (rows born/died per version: incremental builds write only the
+changed articles, older versions still answer as before, killed builds are swept, pruning
+deletes rows), a `<prefix>_live` alias, and one clear line when Milvus cannot be reached.
+Real Milvus Lite, real model, real files."""
 
 from __future__ import annotations
 
