@@ -298,18 +298,29 @@ _KILLER = textwrap.dedent(
     from rag.indexing import build_index
     from rag.settings import Settings
 
-    def die(path):  # after the Milvus writes, before the version is renamed and switched
+    def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    store.fsync_tree = die
+    real_replace = os.replace
+
+    def replace(src, dst, *a, **k):
+        if str(dst).endswith("CURRENT"):
+            die()
+        return real_replace(src, dst, *a, **k)
+
+    if sys.argv[3] == "after-milvus-writes":  # before the version is renamed and switched
+        store.fsync_tree = die
+    else:  # renamed into place, CURRENT not yet replaced
+        os.replace = replace
     build_index(Settings(seeds_dir=sys.argv[1], index_dir=sys.argv[2], store="milvus"),
                 progress=False)
     """
 )
 
 
+@pytest.mark.parametrize("point", ["after-milvus-writes", "before-current-replace"])
 def test_killed_build_leaves_the_live_version_and_is_swept(
-    fresh_corpus: Settings, embedder: Embedder
+    fresh_corpus: Settings, embedder: Embedder, point: str
 ) -> None:
     s = fresh_corpus.with_overrides(store="milvus", keep_versions=3)
     build_index(s, embedder=embedder, progress=False)
@@ -321,15 +332,17 @@ def test_killed_build_leaves_the_live_version_and_is_swept(
     _add_change_delete(s.seeds_dir)
     disconnect(rec1["uri"])  # Milvus Lite: one process per file
     proc = subprocess.run(
-        [sys.executable, "-c", _KILLER, str(s.seeds_dir), str(s.index_dir)],
+        [sys.executable, "-c", _KILLER, str(s.seeds_dir), str(s.index_dir), point],
         cwd=ROOT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
         capture_output=True,
         timeout=300,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
-    (tmp,) = [p for p in (s.index_dir / store.VERSIONS).iterdir() if p.name.startswith(".tmp-")]
-    killed = _record(s, tmp)
+    versions = s.index_dir / store.VERSIONS
+    (left,) = [p for p in versions.iterdir() if p.is_dir() and p.name != live_name]
+    assert left.name.startswith(".tmp-") == (point == "after-milvus-writes")
+    killed = _record(s, left)
     assert killed["collection"] == rec1["collection"] and killed["base"] == rec1["seq"]
     assert _count(killed, f"born == {killed['seq']}") > 0  # it did write to Milvus
     assert _count(killed, f"died == {killed['seq']}") > 0
@@ -345,14 +358,23 @@ def test_killed_build_leaves_the_live_version_and_is_swept(
     assert report.added == ["new.txt"]
     _name, v2 = store.version_path(s.index_dir)
     rec2 = _record(s)
-    assert rec2["seq"] > killed["seq"] and rec2["base"] == rec1["seq"]
-    assert not tmp.exists()
+    assert rec2["seq"] > killed["seq"]
+    assert _top(v2, qvecs)[0] == _faiss_flat(v2, qvecs)[0]
+    if point == "before-current-replace":
+        # a finished version newer than the live one uses the collection: appending would
+        # fork its history, so the build writes a new collection; both old versions still
+        # answer from theirs until they are pruned
+        assert rec2["base"] is None and rec2["collection"] != rec1["collection"]
+        assert _top(live, qvecs)[0] == before
+        build_index(s.with_overrides(keep_versions=1), embedder=embedder, progress=False)
+        assert not connect(rec1["uri"]).has_collection(rec1["collection"])
+        return
+    assert rec2["base"] == rec1["seq"] and not left.exists()
     for field in ("born", "died"):
         assert _count(rec2, f"{field} == {killed['seq']}") == 0
     inserted = _count(rec2, f"born == {rec2['seq']}")
     assert inserted == _chunks_of(v2, {"new.txt", CHANGED})
     assert _count(rec2, "") == len(store.read_data(live).chunks) + inserted  # v1 ∪ v2, no more
-    assert _top(v2, qvecs)[0] == _faiss_flat(v2, qvecs)[0]
 
 
 def test_pruned_versions_take_their_rows_along(fresh_corpus: Settings, embedder: Embedder) -> None:
