@@ -5,7 +5,9 @@
       .lock                   held by the one build allowed at a time
       versions/<name>/        manifest.json, tables.sqlite, chunk_vectors.npy,
                               sentence_vectors.npy, dense.faiss (or milvus.json naming
-                              the version's Milvus collection), bm25/
+                              the version's Milvus collection and sequence number, and
+                              milvus_keys.npy), bm25/
+      versions/.milvus-seq    the last Milvus sequence number taken (never reused)
 
 A build writes a complete new version in a temporary folder, fsyncs it, renames it into
 place, then replaces CURRENT. Killing it at any moment leaves the previous version live.
@@ -175,6 +177,9 @@ def write_version(
         (tmp / "manifest.json").write_text(json.dumps(data.manifest, indent=2, sort_keys=True))
         commit_version(index_dir, name, tmp)
     except BaseException:
+        from rag.engines import release_versions
+
+        release_versions([tmp])  # what it wrote to Milvus, if anything
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     dense.publish()  # e.g. move the Milvus alias, now that the version is live
@@ -199,12 +204,13 @@ def remove_stale(index_dir: Path, keep: int) -> None:
     names = sorted(p.name for p in versions.iterdir() if p.is_dir())
     finished = [n for n in names if not n.startswith(".tmp-")]
     keep_names = set(finished[-keep:]) | {live}
-    for n in names:
-        if n not in keep_names:
-            from rag.engines import drop_version
+    gone = [versions / n for n in names if n not in keep_names]
+    if gone:
+        from rag.engines import release_versions
 
-            drop_version(versions / n)  # its Milvus collection, if any, goes with it
-            shutil.rmtree(versions / n, ignore_errors=True)
+        release_versions(gone)  # Milvus rows/collections only they use, before their records
+    for folder in gone:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 TABLES_SCHEMA = """

@@ -8,8 +8,9 @@ Invariants:
   token or per vector is kept past that call. What stays in memory for the whole build is
   O(documents) bookkeeping (ids, sha256, file stats) and the BM25 term ids of every chunk
   (int32, ~4 bytes a term), because bm25s builds its matrix in one call. The FAISS index (or
-  the Milvus collection, its metadata read back from the tables) is built afterwards from the
-  vector file, read back in blocks with `pread` (not mmap, so the
+  the Milvus rows, their metadata read back from the tables: only the new articles' when
+  Milvus extends the previous version's collection, see `rag.milvus_rows`) is built
+  afterwards from the vector file, read back in blocks with `pread` (not mmap, so the
   file's pages never count towards this process's RSS).
 - Same contents as a build that held everything: rows in document-id order, a stored
   document's rows, vectors and sentence vectors copied byte for byte from the previous
@@ -229,6 +230,7 @@ class VersionWriter:
         self.vectors = NpyAppender(tmp / "chunk_vectors.npy", np.float32, dim)
         self.sentence_vectors = NpyAppender(tmp / "sentence_vectors.npy", np.float16, dim)
         self.documents: dict[str, str] = {}  # id → sha256, in id order
+        self.stored: set[str] = set()  # documents copied unchanged from the previous version
         self.chunk_ranges: dict[str, tuple[int, int]] = {}  # rows of each written document
         self.sentence_ranges: dict[str, tuple[int, int]] = {}
         self.n_chunks = self.n_sentences = 0
@@ -291,6 +293,8 @@ class VersionWriter:
     ) -> None:
         """Copy a document's rows and vectors from `src`; as `as_doc` (new id) if given."""
         d = as_doc or src.document(doc_id)  # type: ignore[union-attr]
+        if as_doc is None and isinstance(src, PreviousVersion):
+            self.stored.add(doc_id)
         self._add_document(d)
         base, sent_lo = self.n_chunks, self.n_sentences
         lo, hi = src.chunk_ranges.get(doc_id, (0, 0))
@@ -313,18 +317,22 @@ class VersionWriter:
         self.vectors.close()
         self.sentence_vectors.close()
 
-    def build_engines(self, kind: str, milvus: MilvusTarget | None = None) -> DenseIndex:
-        """FAISS (or a Milvus collection, with `milvus`) from the vector file read back in
-        blocks, BM25 from the kept term ids; the dense index (published once live)."""
-        from rag.engines.factory import build_dense_blocks, build_lexical_ids
+    def build_engines(
+        self, kind: str, milvus: MilvusTarget | None = None, prev: PreviousVersion | None = None
+    ) -> DenseIndex:
+        """FAISS (or Milvus, with `milvus`) from the vector file read back in blocks, BM25
+        from the kept term ids; the dense index (published once live). Milvus gets only the
+        articles not copied from `prev` when it can extend `prev`'s collection."""
+        from rag.engines.factory import build_dense_blocks, build_lexical_ids, build_milvus
+        from rag.milvus_rows import milvus_rows
 
         reader = NpyReader(self.tmp / "chunk_vectors.npy")
         con = sqlite3.connect(f"file:{self.tmp / 'tables.sqlite'}?mode=ro", uri=True)
         try:
-            meta = _milvus_meta(con) if milvus is not None else ()
-            dense = build_dense_blocks(
-                reader.blocks(), reader.rows, self.dim, kind, milvus=milvus, meta=meta
-            )
+            if milvus is not None:
+                dense = build_milvus(milvus_rows(self, reader, con, prev), kind, milvus)
+            else:
+                dense = build_dense_blocks(reader.blocks(), reader.rows, self.dim, kind)
             dense.save(self.tmp)
         finally:
             con.close()
@@ -333,19 +341,6 @@ class VersionWriter:
         self.term_ids, self.vocab = [], {}
         build_lexical_ids(ids, vocab).save(self.tmp)
         return dense
-
-
-def _milvus_meta(con: sqlite3.Connection) -> Iterator[list[dict[str, Any]]]:
-    """The chunks' Milvus metadata rows in row order, `READ_ROWS` at a time (in step with
-    `NpyReader.blocks`), read back from the version's tables."""
-    from rag.engines.milvus_index import chunk_meta
-
-    cur = con.execute(
-        'SELECT c.doc_id, d.title, d.source, d.date, c.start, c."end" FROM chunks c '
-        "JOIN documents d ON d.id = c.doc_id ORDER BY c.row"
-    )
-    while rows := cur.fetchmany(READ_ROWS):
-        yield [chunk_meta(*r) for r in rows]
 
 
 def write_stream(
@@ -372,7 +367,7 @@ def write_stream(
                 assert prev is not None
                 w.add_stored(prev, entry.doc_id)
         w.close_tables()
-        dense = w.build_engines(kind_for(w.n_chunks), milvus)
+        dense = w.build_engines(kind_for(w.n_chunks), milvus, prev)
         manifest = make_manifest(w)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         store.commit_version(index_dir, name, tmp)
@@ -396,9 +391,9 @@ def new_version(index_dir: Path) -> Iterator[tuple[str, Path]]:
         yield name, tmp
     except BaseException as exc:
         written = _tree_size(tmp)
-        from rag.engines.factory import drop_version
+        from rag.engines.factory import release_versions
 
-        drop_version(tmp)  # a Milvus collection it created, if any
+        release_versions([tmp])  # the Milvus rows or collection it wrote, if any
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, Exception) and is_disk_full(exc):
             raise DiskFullError(disk_full_message(index_dir, written)) from exc

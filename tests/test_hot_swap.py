@@ -96,7 +96,8 @@ async def wait_rebuilt(client: httpx.AsyncClient, after: int, sha256: str | None
 
 @pytest.mark.parametrize("store", ["faiss", "milvus"])
 def test_answers_follow_article_changes_under_load(fresh_corpus: Settings, store: str) -> None:
-    """Each store: FAISS, and Milvus Lite (a collection per version, in the server process)."""
+    """Each store: FAISS, and Milvus Lite (in the server process; each rebuild writes only the
+    changed article into the live collection while requests search the previous version)."""
     settings = fresh_corpus.with_overrides(watch=True, debounce_ms=200, store=store)
     seeds = settings.seeds_dir
     with live_server(create_app(settings), ready_timeout=120) as base:

@@ -9,9 +9,9 @@ from rag.engines.base import DenseIndex, LexicalIndex, RowFilter, top_rows
 from rag.engines.factory import (
     build_dense,
     build_lexical,
-    drop_version,
     load_dense,
     load_lexical,
+    release_versions,
 )
 
 __all__ = [
@@ -20,8 +20,8 @@ __all__ = [
     "RowFilter",
     "build_dense",
     "build_lexical",
-    "drop_version",
     "load_dense",
     "load_lexical",
+    "release_versions",
     "top_rows",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from rag.engines.base import DenseIndex, LexicalIndex
 
 if TYPE_CHECKING:
     from rag.engines.milvus_index import MilvusTarget
+    from rag.engines.milvus_versions import VersionRows
     from rag.models import Chunk, Document
 
 DENSE_KINDS = ("flat", "hnsw", "ivf-sq8")
@@ -39,28 +40,14 @@ def build_dense(
     return FaissIndex.build(vectors, kind)
 
 
-def build_dense_blocks(
-    blocks: Iterable[np.ndarray],
-    n: int,
-    dim: int,
-    kind: str,
-    *,
-    milvus: MilvusTarget | None = None,
-    meta: Iterable[list[dict[str, Any]]] = (),
-) -> DenseIndex:
-    """A dense index fed block by block (a streaming build reads its vector file back).
+def build_dense_blocks(blocks: Iterable[np.ndarray], n: int, dim: int, kind: str) -> DenseIndex:
+    """A FAISS index fed block by block (a streaming build reads its vector file back).
 
     Flat indexes are appended to one block at a time (the same index as one `add` of all rows);
-    other kinds get all rows at once, as their construction depends on the whole set. With
-    `milvus`, a Milvus collection inserted block by block on `save` (`meta`: per block, the
-    chunks' metadata rows, in step with `blocks`).
+    other kinds get all rows at once, as their construction depends on the whole set.
     """
     if kind not in DENSE_KINDS:
         raise ValueError(f"unknown dense index kind {kind!r}; expected one of {DENSE_KINDS}")
-    if milvus is not None:
-        from rag.engines.milvus_index import MilvusIndex
-
-        return MilvusIndex.build_blocks(zip(blocks, meta, strict=True), n, kind, milvus)
     if kind != "flat":
         parts = list(blocks)
         vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
@@ -70,6 +57,16 @@ def build_dense_blocks(
         dense.index.add(np.ascontiguousarray(block, dtype=np.float32))  # type: ignore[attr-defined]
     assert len(dense) == n
     return dense
+
+
+def build_milvus(rows: VersionRows, kind: str, milvus: MilvusTarget) -> DenseIndex:
+    """A version in Milvus, written on `save`: a new collection, or only what changed since
+    the previous version appended to its collection (see `rag.engines.milvus_versions`)."""
+    if kind not in DENSE_KINDS:
+        raise ValueError(f"unknown dense index kind {kind!r}; expected one of {DENSE_KINDS}")
+    from rag.engines.milvus_index import MilvusIndex
+
+    return MilvusIndex.build_rows(rows, kind, milvus)
 
 
 def load_dense(folder: Path, kind: str, vectors: np.ndarray, store: str = "faiss") -> DenseIndex:
@@ -82,12 +79,15 @@ def load_dense(folder: Path, kind: str, vectors: np.ndarray, store: str = "faiss
     return FaissIndex.load(folder, vectors, kind)
 
 
-def drop_version(folder: Path) -> None:
-    """Release what a version holds outside its folder (a Milvus collection); never raises."""
-    from rag.engines.milvus_index import FILE, drop_version
+def release_versions(folders: Sequence[Path]) -> None:
+    """Release what versions leaving the disk hold outside their folders (Milvus rows or
+    collections no remaining version uses); never raises. Call before removing them."""
+    from rag.engines.milvus_versions import FILE
 
-    if (folder / FILE).is_file():
-        drop_version(folder)
+    if any((f / FILE).is_file() for f in folders):
+        from rag.engines.milvus_index import release
+
+        release(folders)
 
 
 def build_lexical(token_lists: Sequence[list[str]]) -> LexicalIndex:
