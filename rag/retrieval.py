@@ -97,7 +97,8 @@ class Snapshot:
         return int(info.currsize), int(info.maxsize)
 
     def term_idf(self, term: str) -> float:
-        return self.idf.get(term, self.max_idf)
+        idf = self.idf.get(term)
+        return self.max_idf if idf is None else idf  # max_idf only for unseen terms
 
     @property
     def max_idf(self) -> float:
