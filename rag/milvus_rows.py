@@ -15,10 +15,11 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rag.engines.milvus_versions import Block, VersionRows, chunk_meta
-from rag.writer import READ_ROWS
+from rag.npy_stream import READ_ROWS
 
 if TYPE_CHECKING:
-    from rag.writer import NpyReader, PreviousVersion, VersionWriter
+    from rag.npy_stream import NpyReader
+    from rag.writer import PreviousVersion, VersionWriter
 
 
 def milvus_rows(

@@ -113,10 +113,10 @@ def test_skipped_files_warn_again_on_noop_and_leftovers_are_swept(
 _ENOSPC = textwrap.dedent(
     """
     import errno, sys
-    from rag import writer
+    from rag import npy_stream
     from rag.cli import main
 
-    real = writer.NpyAppender.append
+    real = npy_stream.NpyAppender.append
     calls = [0]
 
     def append(self, block):
@@ -125,7 +125,7 @@ _ENOSPC = textwrap.dedent(
             raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
         return real(self, block)
 
-    writer.NpyAppender.append = append
+    npy_stream.NpyAppender.append = append
     main(sys.argv[1:])
     """
 )
