@@ -74,6 +74,13 @@ class LevelResult:
     p99_ms: float
     mean_ms: float
     server_cpu_ms: float = 0.0  # server CPU time (all threads) per request
+    client_cpu_ms: float = 0.0  # this load generator's CPU time per request (same cores)
+
+    def floor_mean_ms(self, cores: int) -> float:
+        """Little's law: with `concurrency` clients always waiting and every request costing
+        server + client CPU on `cores` cores, the mean latency can be no lower than this."""
+        per_request = self.server_cpu_ms + self.client_cpu_ms
+        return self.concurrency * per_request / max(cores, 1)
 
 
 # ---------------------------------------------------------------------------- corpora
@@ -299,15 +306,27 @@ def machine() -> dict[str, object]:
     }
 
 
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def print_table(results: list[LevelResult]) -> None:
     head = f"{'corpus':<8} {'c':>3} {'requests':>8} {'errors':>6} {'req/s':>7} "
-    head += f"{'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'CPU ms/req':>10}"
+    head += f"{'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'CPU ms/req':>10} {'client':>7}"
+    head += f" {'mean floor':>10}"
     print(head)
+    cores = os.cpu_count() or 1
     for r in results:
         print(
             f"{r.corpus:<8} {r.concurrency:>3} {r.requests:>8} {r.errors:>6} {r.rps:>7.1f} "
-            f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.mean_ms:>8.1f} {r.server_cpu_ms:>10.2f}"
+            f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.mean_ms:>8.1f} {r.server_cpu_ms:>10.2f} "
+            f"{r.client_cpu_ms:>7.2f} {r.floor_mean_ms(cores):>10.1f}"
         )
+    print(
+        "mean floor: Little's law on this machine's cores — clients × (server + client CPU per "
+        "request) ÷ cores; no scheduling gets the mean latency below it"
+    )
 
 
 def check_targets(results: list[LevelResult]) -> list[str]:
@@ -369,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{name}] serving {ready['documents']} documents, {ready['chunks']} chunks")
             asyncio.run(run_level(server.base, name, questions, 4, args.warmup, 60, endpoint))
             for c in levels:
-                cpu0 = server.cpu_seconds()
+                cpu0, own0 = server.cpu_seconds(), _own_cpu()
                 r = asyncio.run(
                     run_level(
                         server.base, name, questions, c, args.requests, args.seconds, endpoint
@@ -377,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 used = server.cpu_seconds() - cpu0
                 r.server_cpu_ms = round(used * 1000 / max(r.requests, 1), 2)
+                r.client_cpu_ms = round((_own_cpu() - own0) * 1000 / max(r.requests, 1), 2)
                 print(
                     f"[{name}] c={c}: {r.rps} req/s, p50 {r.p50_ms} ms, p99 {r.p99_ms} ms, "
                     f"{r.errors} errors ({r.requests} requests, "
