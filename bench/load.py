@@ -2,13 +2,18 @@
 
     .venv/bin/python bench/load.py                      # seeds and BBC corpora, c = 1, 8, 32
     .venv/bin/python bench/load.py --corpus bbc --bbc-index bench/out/bbc-index
+    .venv/bin/python bench/load.py --corpus seeds --levels 32 --replicas 2   # two `rag serve`
 
 For each corpus it starts the real server (`rag serve`, a separate process, so client and server
 don't share a GIL) on a free loopback port, waits for /ready, warms up, then for each concurrency
 level sends a fixed number of questions (bounded by time too) from that many concurrent clients
 and prints requests/s, p50/p99 latency and errors. The BBC corpus (928 articles) is written from
 the shared CSV as one .txt file per row and indexed with `rag index`; the index is kept under
-bench/out/ (git-ignored) and reused on the next run.
+bench/out/ (git-ignored) and reused on the next run. With `--replicas N`, N `rag serve`
+processes serve the same index (the stateless replicas of the README) and the clients are spread
+evenly over them, as a round-robin load balancer would; CPU per request is summed over them.
+The table's "mean floor" is Little's law: with c clients always waiting and each request
+costing the measured server + client CPU on this machine's cores, no server can do better.
 """
 
 from __future__ import annotations
@@ -227,7 +232,7 @@ class Connection:
 
 
 async def run_level(
-    base: str,
+    bases: list[str],
     corpus: str,
     questions: list[str],
     concurrency: int,
@@ -235,15 +240,16 @@ async def run_level(
     max_seconds: float,
     endpoint: str,
 ) -> LevelResult:
-    host, port = base.removeprefix("http://").split(":")
+    addresses = [b.removeprefix("http://").split(":") for b in bases]
     bodies = [json.dumps({"question": q}).encode() for q in questions]
     latencies: list[float] = []
     errors = 0
     issued = 0
     t_end = time.monotonic() + max_seconds
 
-    async def worker() -> None:
+    async def worker(n: int) -> None:
         nonlocal errors, issued
+        host, port = addresses[n % len(addresses)]  # clients spread evenly over the replicas
         conn = Connection(host, int(port))
         try:
             while issued < requests and time.monotonic() < t_end:
@@ -262,7 +268,7 @@ async def run_level(
             await conn.close()
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
     elapsed = time.perf_counter() - t0
     ms = sorted(x * 1000 for x in latencies)
     return LevelResult(
@@ -358,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bbc-index", type=Path, default=OUT / "bbc-index", help="Reused if built.")
     p.add_argument("--seeds-index", type=Path, help="Index of seeds/ (default: a temp dir).")
     p.add_argument("--json", type=Path, help="Also write the results here.")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="`rag serve` processes over the same index, clients spread evenly over them.",
+    )
     args = p.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     endpoint = f"/v1/{args.endpoint}"
@@ -382,19 +394,20 @@ def main(argv: list[str] | None = None) -> int:
     for name, seeds, index, questions in corpora:
         print(f"[{name}] indexing {seeds}", flush=True)
         ensure_index(seeds, index)
-        server = Server(seeds, index, OUT / f"server-{name}.log")
+        servers = [
+            Server(seeds, index, OUT / f"server-{name}-{k}.log") for k in range(args.replicas)
+        ]
+        bases = [sv.base for sv in servers]
         try:
-            ready = server.wait_ready()
+            ready = [sv.wait_ready() for sv in servers][-1]  # every replica is ready
             print(f"[{name}] serving {ready['documents']} documents, {ready['chunks']} chunks")
-            asyncio.run(run_level(server.base, name, questions, 4, args.warmup, 60, endpoint))
+            asyncio.run(run_level(bases, name, questions, 4, args.warmup, 60, endpoint))
             for c in levels:
-                cpu0, own0 = server.cpu_seconds(), _own_cpu()
+                cpu0, own0 = sum(sv.cpu_seconds() for sv in servers), _own_cpu()
                 r = asyncio.run(
-                    run_level(
-                        server.base, name, questions, c, args.requests, args.seconds, endpoint
-                    )
+                    run_level(bases, name, questions, c, args.requests, args.seconds, endpoint)
                 )
-                used = server.cpu_seconds() - cpu0
+                used = sum(sv.cpu_seconds() for sv in servers) - cpu0
                 r.server_cpu_ms = round(used * 1000 / max(r.requests, 1), 2)
                 r.client_cpu_ms = round((_own_cpu() - own0) * 1000 / max(r.requests, 1), 2)
                 print(
@@ -405,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 results.append(r)
         finally:
-            server.stop()
+            for sv in servers:
+                sv.stop()
 
     print()
     print(f"machine: {info['nproc']} cores, {info['cpu']}, Python {info['python']}")
