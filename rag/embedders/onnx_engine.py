@@ -3,12 +3,14 @@
 At first use the model folder's transformer is exported with `torch.onnx.export` (token
 embeddings out; pooling stays in `rag.embedding`, shared by every engine), and for `onnx-int8`
 quantised with `onnxruntime.quantization.quantize_dynamic` (int8 weights with per-channel
-scales, dynamic activation scales). Both land in `<cache>/<key>/` with the tokenizer and a
-meta.json, written to a temporary folder and renamed into place, so a killed export leaves
-nothing half-written and concurrent processes at worst export twice. The key hashes the model's
-name and the size and mtime of every file in its folder plus `EXPORT_VERSION`, so an edited
-model re-exports. Nothing is downloaded; later loads import neither torch nor
-sentence-transformers.
+scales, dynamic activation scales; the feed-forward down-projections — `…/output/dense/MatMul`
+of each layer, whose inputs are the widest-ranging activations — stay float32, which halves the
+error against the float model for ≈ 40 % more CPU; see `quantize`). Both land in
+`<cache>/<key>/` with the tokenizer and a meta.json, written to a temporary folder and renamed
+into place, so a killed export leaves nothing half-written and concurrent processes at worst
+export twice. The key hashes the model's name and the size and mtime of every file in its
+folder plus `EXPORT_VERSION`, so an edited model re-exports. Nothing is downloaded; later loads
+import neither torch nor sentence-transformers.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from rag.errors import RagError
 logger = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1
-FP32, INT8 = "model.onnx", "model-int8.onnx"
+FP32, INT8 = "model.onnx", "model-int8-v2.onnx"  # v2: feed-forward outputs kept float32
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -90,8 +92,28 @@ def export_model(name: str, path: str, target: Path) -> None:
     (target / "meta.json").write_text(json.dumps(meta, indent=2))
 
 
+def float_nodes(model_path: Path) -> list[str]:
+    """The MatMuls left in float32: each layer's feed-forward down-projection (BERT-style
+    exports name them `…/output/dense/MatMul`, as opposed to `…/attention/output/dense/…`).
+    Their input is the GELU output, whose range makes 8-bit activation scales coarsest.
+    Measured on SQuAD + 928 BBC articles: hit@1 .787 vs .782 all-int8 and .791 float (torch),
+    mean cosine to the float model 0.9958 vs 0.9927 on news sentences. Empty for a model whose
+    nodes are named otherwise (then everything is quantised)."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "MatMul"
+        and n.name.endswith("/output/dense/MatMul")
+        and "/attention/" not in n.name
+    ]
+
+
 def quantize(folder: Path) -> None:
-    """Write `model-int8.onnx` beside `model.onnx` (dynamic int8 quantisation of the weights)."""
+    """Write the int8 model beside `model.onnx` (dynamic int8 quantisation of the weights,
+    the feed-forward down-projections kept float32: `float_nodes`)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -100,7 +122,13 @@ def quantize(folder: Path) -> None:
     try:
         tmp = folder / f".{INT8}.tmp-{os.getpid()}"
         # per-channel scales: cosine to the float model ≥ 0.99 (per-tensor: ≈ 0.94 on news text)
-        quantize_dynamic(folder / FP32, tmp, weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            folder / FP32,
+            tmp,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=float_nodes(folder / FP32),
+        )
         os.replace(tmp, folder / INT8)
     finally:
         root.setLevel(level)
