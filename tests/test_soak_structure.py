@@ -21,7 +21,7 @@ import anyio
 import httpx
 import pytest
 
-from rag import lexical, retrieval
+from rag import lexical, retrieval, short_answer
 from rag.assistant import Assistant
 from rag.embedding import Embedder
 from rag.indexing import build_index
@@ -111,6 +111,7 @@ def test_caches_stay_bounded_and_swapped_out_versions_are_freed(
     fresh_corpus: Settings, embedder: Embedder
 ) -> None:
     build_index(fresh_corpus, embedder=embedder, progress=False)
+    short_answer._packed.cache_clear()  # process-wide: other tests' corpora filled it before
     assistant = Assistant.open(settings=fresh_corpus, embedder=embedder)
     app = create_app(fresh_corpus, assistant)
     runtime: Runtime = app.state.runtime
