@@ -126,7 +126,11 @@ class Rebuilder:
 
 def _milvus_lite(settings: Settings) -> bool:
     """Whether the dense index is a Milvus Lite file, which only this process may open."""
-    return settings.store == "milvus" and "://" not in (settings.milvus_uri or "")
+    if settings.store != "milvus":
+        return False
+    from rag.engines.milvus_index import is_lite
+
+    return is_lite(settings.milvus_uri)
 
 
 def build_in_child(settings: Settings) -> BuildReport:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -250,18 +251,37 @@ def _chunks_of(folder: Path, doc_ids: set[str]) -> int:
     return sum(c.doc_id in doc_ids for c in store.read_data(folder).chunks)
 
 
+@dataclass(frozen=True)
+class FirstVersion:
+    """A first Milvus build of the seeds, and its answers to the eval questions."""
+
+    settings: Settings
+    name: str
+    folder: Path
+    record: dict[str, Any]
+    qvecs: np.ndarray
+    top: Top
+    scores: np.ndarray
+
+
+def _first_version(fresh_corpus: Settings, embedder: Embedder) -> FirstVersion:
+    s = fresh_corpus.with_overrides(store="milvus", keep_versions=3)
+    build_index(s, embedder=embedder, progress=False)
+    name, folder = store.version_path(s.index_dir)
+    qvecs = embedder.encode_queries(QUESTIONS)
+    top, scores = _top(folder, qvecs)
+    return FirstVersion(s, name, folder, _record(s), qvecs, top, scores)
+
+
 def test_incremental_build_writes_only_changed_articles(
     fresh_corpus: Settings, embedder: Embedder, tmp_path: Path
 ) -> None:
     """Add, change and delete an article: only their chunks are written (born/died = the new
     seq) into the previous version's collection; the new version ranks like a full Milvus
     build and FAISS flat; the previous version still answers exactly as before."""
-    s = fresh_corpus.with_overrides(store="milvus", keep_versions=3)
-    build_index(s, embedder=embedder, progress=False)
-    _name, v1 = store.version_path(s.index_dir)
-    rec1 = _record(s)
-    qvecs = embedder.encode_queries(QUESTIONS)
-    before, before_scores = _top(v1, qvecs)
+    first = _first_version(fresh_corpus, embedder)
+    s, v1, rec1, qvecs = first.settings, first.folder, first.record, first.qvecs
+    before, before_scores = first.top, first.scores
 
     _add_change_delete(s.seeds_dir)
     report = build_index(s, embedder=embedder, progress=False)
@@ -322,12 +342,9 @@ _KILLER = textwrap.dedent(
 def test_killed_build_leaves_the_live_version_and_is_swept(
     fresh_corpus: Settings, embedder: Embedder, point: str
 ) -> None:
-    s = fresh_corpus.with_overrides(store="milvus", keep_versions=3)
-    build_index(s, embedder=embedder, progress=False)
-    live_name, live = store.version_path(s.index_dir)
-    rec1 = _record(s)
-    qvecs = embedder.encode_queries(QUESTIONS)
-    before, before_scores = _top(live, qvecs)
+    first = _first_version(fresh_corpus, embedder)
+    s, live_name, live, rec1 = first.settings, first.name, first.folder, first.record
+    qvecs, before, before_scores = first.qvecs, first.top, first.scores
 
     _add_change_delete(s.seeds_dir)
     disconnect(rec1["uri"])  # Milvus Lite: one process per file

@@ -61,9 +61,8 @@ def build_dense_blocks(blocks: Iterable[np.ndarray], n: int, dim: int, kind: str
 
 def build_milvus(rows: VersionRows, kind: str, milvus: MilvusTarget) -> DenseIndex:
     """A version in Milvus, written on `save`: a new collection, or only what changed since
-    the previous version appended to its collection (see `rag.engines.milvus_versions`)."""
-    if kind not in DENSE_KINDS:
-        raise ValueError(f"unknown dense index kind {kind!r}; expected one of {DENSE_KINDS}")
+    the previous version appended to its collection (see `rag.engines.milvus_versions`);
+    `MilvusIndex.build_rows` checks the kind."""
     from rag.engines.milvus_index import MilvusIndex
 
     return MilvusIndex.build_rows(rows, kind, milvus)

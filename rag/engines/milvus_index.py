@@ -87,10 +87,16 @@ class MilvusTarget:
         return f"{self.prefix}_live"
 
 
+def is_lite(uri: str | None) -> bool:
+    """Whether `uri` (unset: the default `<index>/milvus.db`) is a Milvus Lite file, served
+    in-process and by one process at a time, rather than a server address."""
+    return not uri or "://" not in uri
+
+
 def resolve_uri(uri: str | None, index_dir: Path) -> str:
     """A server URI as given; a local path made absolute (default `<index_dir>/milvus.db`)."""
-    if uri and "://" in uri:
-        return uri
+    if not is_lite(uri):
+        return str(uri)
     path = Path(uri) if uri else index_dir / "milvus.db"
     if path.suffix != ".db":
         raise IndexStoreError(
@@ -107,7 +113,7 @@ def connect(uri: str, timeout: float = 10.0) -> Any:
             return _clients[uri]
         from pymilvus import MilvusClient
 
-        if "://" not in uri:
+        if is_lite(uri):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
             _check_lite_lock(Path(uri))
             for name in ("milvus_lite.server_manager", "grpc._server"):
@@ -127,7 +133,7 @@ def disconnect(uri: str) -> None:
         client = _clients.pop(uri, None)
     if client is not None:
         client.close()
-    if "://" not in uri:
+    if is_lite(uri):
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(uri)
