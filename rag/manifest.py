@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from rag.writer import VersionWriter
 
 CHUNKER_VERSION = 2  # 2: sentence splitting of text without capitals
-EMBED_VERSION = 3  # 2: onnx-int8 one text per call; 3: its feed-forward outputs stay float32
+EMBED_VERSION = 4  # 2: onnx-int8 one text per call; 3: its feed-forward outputs stay float32;
+# 4: those outputs blockwise 8-bit instead
 
 
 def settings_fingerprint(settings: Settings) -> dict[str, Any]:
