@@ -117,14 +117,13 @@ class ScoredSentence:
     passage_rank: int
 
 
-def lexical_coverage(snap: Snapshot, question_terms: list[str], terms: Sequence[str]) -> float:
-    """idf-weighted share of the question's distinct terms present in a sentence (0..1)."""
-    wanted = set(question_terms)
-    if not wanted:
+def lexical_coverage(idf: dict[str, float], terms: Sequence[str]) -> float:
+    """idf-weighted share of the question's distinct terms (`idf`: each one's weight) present
+    in a sentence (0..1)."""
+    total = sum(idf.values())
+    if not total:
         return 0.0
-    present = wanted.intersection(terms)
-    total = sum(snap.term_idf(t) for t in wanted)
-    return sum(snap.term_idf(t) for t in present) / total if total else 0.0
+    return sum(idf[t] for t in idf.keys() & set(terms)) / total
 
 
 def score_sentences(
@@ -133,6 +132,7 @@ def score_sentences(
     """Every indexed sentence inside the passages, scored against the question, best first."""
     terms = tokenize(question)
     term_set = set(terms)
+    idf = {t: snap.term_idf(t) for t in term_set}
     wanted = answer_type(question)
     sent = snap.data.sentences
     rows: list[int] = []
@@ -160,7 +160,7 @@ def score_sentences(
         s, e = int(sent.starts[r]), int(sent.ends[r])
         text = doc.text[s:e]
         s_terms = snap.sentence_terms(r)
-        lex = lexical_coverage(snap, terms, s_terms)
+        lex = lexical_coverage(idf, s_terms)
         score = sem + LEXICAL_WEIGHT * lex
         if not answer_type_found(wanted, text):
             score -= TYPE_PENALTY

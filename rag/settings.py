@@ -132,6 +132,15 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         2.0, ge=0, description="How long concurrent queries wait to be embedded together."
     )
+    query_threads: int = Field(
+        1,
+        ge=0,
+        description="CPU threads one question's embedding and search use in `rag serve` "
+        "(0 = all cores); builds keep `threads`.",
+    )
+    access_log: bool = Field(
+        False, description="`rag serve` logs one line per request (uvicorn's access log)."
+    )
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
     tracemalloc_dir: Path | None = Field(
         None, description="Diagnostics: trace allocations; SIGUSR1 dumps a snapshot here."

@@ -21,7 +21,7 @@ import re
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from rag.lexical import STOPWORDS, _stem, words
@@ -79,6 +79,13 @@ class QuestionInfo:
     words: frozenset[str]  # lowercased words, stopwords kept
     key_terms: tuple[str, ...]  # names and numbers the question states, as written
     wants_year: bool = False  # "what year", "which month and year": a date needs a year
+    # The first four letters of each stem that has four or more: a word can extend a stem (or
+    # be extended by one, `_question_term`) only if it starts with one of these.
+    heads: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        heads = frozenset(q[:4] for q in self.stems if len(q) >= 4)
+        object.__setattr__(self, "heads", heads)
 
 
 def question_kind(question: str) -> Kind:
@@ -148,7 +155,7 @@ def missing_terms(info: QuestionInfo, texts: Sequence[str]) -> list[str]:
         return []
     text = "\n".join(texts)
     joined = text.lower()
-    stems = {_stem(w) for w in words(joined)}
+    stems = {_stem(w) for w in set(words(joined))}
     return [t for t in info.key_terms if not _term_present(t, stems, joined, text)]
 
 
@@ -214,7 +221,7 @@ def _sentence(text: str, info: QuestionInfo, memo: dict[str, str | None]) -> _Se
     for k, w in enumerate(lows):
         if content[k]:
             if w not in memo:
-                memo[w] = _question_term(_stem(w.replace("’", "'")), info.stems)
+                memo[w] = _question_term(_stem(w.replace("’", "'")), info)
             if memo[w] is not None:
                 matches.append((k, memo[w]))
     asked = []
@@ -247,18 +254,26 @@ def _trim(c: Span, sent: _Sentence, text: str) -> tuple[Candidate, int, int] | N
 
 
 def _in_question(word: str, info: QuestionInfo) -> bool:
-    parts = words(word)
+    # an alphanumeric token is one word of its own (`\w` is exactly alphanumeric or "_"),
+    # so the regex of `words` is needed only for tokens with apostrophes or symbols
+    parts = [word] if word.isalnum() else words(word)
     return bool(parts) and all(p in info.words or _stem(p) in info.stems for p in parts)
 
 
-def _question_term(stem: str, stems: frozenset[str]) -> str | None:
+def _question_term(stem: str, info: QuestionInfo) -> str | None:
     """The question stem a sentence word stands for: equal, or one extends the other ("chair" /
-    "chairman", "israel" / "isra(eli)") when the shorter has at least four letters."""
-    if stem in stems:
+    "chairman", "israel" / "isra(eli)") when the shorter has at least four letters (so both
+    start with the same four: most words are ruled out by `info.heads` alone)."""
+    if stem in info.stems:
         return stem
-    for q in stems:
-        short, long_ = (q, stem) if len(q) <= len(stem) else (stem, q)
-        if len(short) >= 4 and long_.startswith(short):
+    if stem[:4] not in info.heads:
+        return None
+    n = len(stem)
+    for q in info.stems:
+        if len(q) <= n:
+            if len(q) >= 4 and stem.startswith(q):
+                return q
+        elif n >= 4 and q.startswith(stem):
             return q
     return None
 

@@ -99,6 +99,7 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level="info",
+        access_log=settings.access_log,
         timeout_graceful_shutdown=5,
         # uvicorn's default (5 s) closes a kept-alive connection when the loop was busy for that
         # long, racing the client's next request on it (seen as a reset in soaks on 2 cores)

@@ -2,10 +2,12 @@
 
 The model and the index are loaded once, on a worker thread after startup, so `/health` answers
 at once and `/ready` says 503 until questions can be answered (`Runtime.ready()` raises that 503
-for every other route). Model calls never run on the event loop: concurrent questions are
-embedded together (`server.batching`), and retrieval and answering run in a small CPU pool
-(`Runtime.compute`). A background task swaps in newer index versions (built by this server, by
-`--watch`, or by `rag index` in another process); each request keeps the snapshot it started with.
+for every other route). Model calls never run on the event loop: retrieval and answering run in
+a small CPU pool (`Runtime.compute`), and so does the embedding of a question when the engine
+embeds one text per call (`onnx-int8`, the default); other engines embed concurrent questions
+together (`server.batching`). A background task swaps in newer index versions (built by this
+server, by `--watch`, or by `rag index` in another process); each request keeps the snapshot it
+started with.
 """
 
 from __future__ import annotations
@@ -99,12 +101,27 @@ class Runtime:
             return await run_in_threadpool(fn, *args)
         return await asyncio.get_running_loop().run_in_executor(self.cpu_pool, fn, *args)
 
+    @property
+    def batches_questions(self) -> bool:
+        """Whether concurrent questions are embedded together in one model call.
+
+        Not for an engine that embeds one text per call (`Embedder.per_text`: `onnx-int8`):
+        a batch would be split again, and measured on 2 cores its cost per question is the same
+        at batch 1 and 32 anyway. Its questions are embedded on the CPU pool instead, where
+        two run at once (ONNX Runtime releases the GIL), rather than queued behind one call.
+        """
+        return self.assistant is not None and not self.assistant.embedder.per_text
+
     async def embed(self, question: str) -> Any:
-        """The question's vector, batched with concurrent questions; and the milliseconds taken
-        (queueing included) as `(vector, embed_ms)`."""
-        assert self.batcher is not None
+        """The question's vector, batched with concurrent questions where that helps
+        (`batches_questions`); and the milliseconds taken (queueing included) as
+        `(vector, embed_ms)`."""
+        assert self.batcher is not None and self.assistant is not None
         t0 = time.perf_counter()
-        vector = await self.batcher.embed(question)
+        if self.batches_questions:
+            vector = await self.batcher.embed(question)
+        else:
+            vector = (await self.compute(self.assistant.embed, [question]))[0]
         return vector, (time.perf_counter() - t0) * 1000
 
     def ready(self) -> Assistant:
@@ -162,15 +179,16 @@ class Runtime:
 
 
 def open_assistant(settings: Settings) -> Assistant:
-    """Load the model, build the index first if there is none yet, and open it."""
+    """Build the index first if there is none yet (with `settings.threads`), then load the
+    model for questions with `settings.query_threads` and open the index."""
     from rag.embedding import Embedder
     from rag.indexing import build_index
 
-    embedder = Embedder.load(settings)
     if store.current_version(settings.index_dir) is None and settings.seeds_dir.is_dir():
         logger.info("no index at %s: building it from %s", settings.index_dir, settings.seeds_dir)
-        build_index(settings, embedder=embedder, progress=False)
-    return Assistant.open(settings=settings, embedder=embedder)
+        build_index(settings, progress=False)
+    serving = settings.with_overrides(threads=settings.query_threads)
+    return Assistant.open(settings=serving, embedder=Embedder.load(serving))
 
 
 def runtime_of(request: Request) -> Runtime:

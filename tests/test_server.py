@@ -373,6 +373,58 @@ def test_cors_is_off_by_default_and_configurable(
 # --------------------------------------------------------------------------- batching
 
 
+def _embed_batches(client: httpx.Client) -> float:
+    """How many model calls the batcher has made (`rag_embed_batch_size_count`)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("rag_embed_batch_size_count"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_concurrent_questions_answer_as_alone(client: httpx.Client) -> None:
+    """16 questions at once get the answers each gets alone. The default engine embeds one
+    text per call, so its questions skip the batcher and are embedded on the CPU pool."""
+    questions = [
+        QUESTION,
+        "Where did Al-Asoumi meet Sahiba Gafarova?",
+        "Who heads Azerbaijan's National Assembly?",
+        "What did the Arab Parliament call on NAM to do?",
+    ] * 4
+    alone = {q: client.post("/v1/ask", json={"question": q}).json() for q in set(questions)}
+    before = _embed_batches(client)
+
+    async def together() -> list[dict]:
+        async with httpx.AsyncClient(base_url=str(client.base_url), timeout=60) as c:
+            rs = await asyncio.gather(*(c.post("/v1/ask", json={"question": q}) for q in questions))
+        return [r.json() for r in rs]
+
+    for q, got in zip(questions, anyio.run(together), strict=True):
+        want = alone[q]
+        assert (got["answer"], got["citations"], got["short_answer"]) == (
+            want["answer"], want["citations"], want["short_answer"]
+        )  # fmt: skip
+        assert got["timings"]["embed"] > 0
+    assert _embed_batches(client) == before  # onnx-int8: no batch was formed
+
+
+def test_the_server_answers_with_query_threads(fresh_corpus: Settings) -> None:
+    """`open_assistant` builds a missing index with `threads` (all cores) but embeds questions
+    with `query_threads` (one by default), and the two settings stay apart."""
+    from rag import store
+    from rag.embedding import pin_threads
+    from server.runtime import open_assistant
+
+    try:
+        assistant = open_assistant(fresh_corpus.with_overrides(threads=2))
+        assert store.current_version(fresh_corpus.index_dir) is not None  # built at startup
+        assert assistant.settings.query_threads == 1 and assistant.settings.cpu_threads() == 1
+        answer = assistant.ask(QUESTION)
+        assert not answer.abstained and "Al-Asoumi" in answer.answer
+        assert Settings(query_threads=0).with_overrides(threads=0).cpu_threads() >= 1
+    finally:
+        pin_threads(Settings().cpu_threads())  # later tests build with the usual threads
+
+
 def test_concurrent_questions_share_one_model_call() -> None:
     calls: list[list[str]] = []
 

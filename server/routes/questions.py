@@ -1,7 +1,10 @@
 """`POST /v1/ask` (JSON or Server-Sent Events) and `POST /v1/search`.
 
-The question is embedded through the shared batcher before the assistant sees it, and the
-reported timings say so (`embed` includes queueing). A streamed answer runs its first step
+An extractive answer is one trip to the CPU pool (embedding, retrieval, answer) when the engine
+embeds one question per call; otherwise the question is embedded through the shared batcher
+before the assistant sees it, and the reported timings say so (`embed` includes queueing).
+Answers and results are sent as the model's own JSON (`json_response`), skipping FastAPI's
+second validation of a model it has just been handed. A streamed answer runs its first step
 before the response starts, so errors found early keep their HTTP status; later failures
 arrive as an `error` event.
 """
@@ -14,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from rag.assistant import Assistant, StreamEvent
 from rag.errors import RagError
@@ -51,8 +54,10 @@ async def ask(body: AskRequest, request: Request, rt: RuntimeDep) -> Any:
     stream = body.stream
     if stream is None:
         stream = "text/event-stream" in request.headers.get("accept", "")
-    vector, embed_ms = await rt.embed(question)
     query = body.query()
+    if not stream and not uses_llm and not rt.batches_questions:
+        return json_response(await rt.compute(lambda: assistant.ask(query)))
+    vector, embed_ms = await rt.embed(question)
     if stream:
         return await _stream_answer(
             rt, assistant, query, vector, embed_ms, request_id_of(request.scope), uses_llm
@@ -61,7 +66,7 @@ async def ask(body: AskRequest, request: Request, rt: RuntimeDep) -> Any:
         lambda: assistant.ask(query, query_vector=vector), blocking_io=uses_llm
     )
     answer.timings = with_embedding(answer.timings, embed_ms)
-    return answer
+    return json_response(answer)
 
 
 @router.post(
@@ -78,7 +83,13 @@ async def search(body: SearchRequest, rt: RuntimeDep) -> Any:
     result = await rt.compute(lambda: assistant.search(body, mode=mode, query_vector=vector))
     if vector is not None:
         result.timings = with_embedding(result.timings, embed_ms)
-    return result
+    return json_response(result)
+
+
+def json_response(model: Answer | SearchResult) -> Response:
+    """The model as JSON, as FastAPI would send it for `response_model` (same bytes as
+    `model_dump_json`), without FastAPI's dump-validate-dump of an already valid model."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def with_embedding(timings: dict[str, float], embed_ms: float) -> dict[str, float]:
