@@ -129,7 +129,7 @@ def free_port() -> int:
 class Server:
     """`rag serve` in a child process, stopped with SIGINT (uvicorn's graceful shutdown)."""
 
-    def __init__(self, seeds: Path, index: Path, log: Path) -> None:
+    def __init__(self, seeds: Path, index: Path, log: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         cmd = [
@@ -143,6 +143,8 @@ class Server:
             str(seeds),
             "--index",
             str(index),
+            "--workers",
+            str(workers),
         ]
         self._log = log.open("w")
         self.proc = subprocess.Popen(
@@ -166,12 +168,25 @@ class Server:
         raise TimeoutError("server not ready")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far (Linux /proc)."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time so far of the server process and its children (the uvicorn
+        workers of `--workers N`), from Linux /proc."""
+        stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            stats[int(entry.name)] = (int(fields[1]), cpu)
+        tree, total = {self.proc.pid}, 0.0
+        for pid in sorted(stats):  # children have larger pids than their parents here
+            parent, cpu = stats[pid]
+            if pid in tree or parent in tree:
+                tree.add(pid)
+                total += cpu
+        return total
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -370,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="`rag serve` processes over the same index, clients spread evenly over them.",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="`rag serve --workers N`: processes of one server sharing its port.",
+    )
     args = p.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     endpoint = f"/v1/{args.endpoint}"
@@ -395,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] indexing {seeds}", flush=True)
         ensure_index(seeds, index)
         servers = [
-            Server(seeds, index, OUT / f"server-{name}-{k}.log") for k in range(args.replicas)
+            Server(seeds, index, OUT / f"server-{name}-{k}.log", args.workers)
+            for k in range(args.replicas)
         ]
         bases = [sv.base for sv in servers]
         try:

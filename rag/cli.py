@@ -211,6 +211,9 @@ def mcp_cmd(ctx: click.Context, index_dir: Path | None, seeds_dir: Path | None) 
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), help="Articles folder.")
 @click.option("--watch/--no-watch", default=None, help="Rebuild when the articles change.")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1)."
+)
 @click.pass_context
 def serve_cmd(
     ctx: click.Context,
@@ -219,12 +222,19 @@ def serve_cmd(
     index_dir: Path | None,
     seeds_dir: Path | None,
     watch: bool | None,
+    workers: int | None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     from server.app import serve
 
     settings = _settings(
-        ctx, host=host, port=port, index_dir=index_dir, seeds_dir=seeds_dir, watch=watch
+        ctx,
+        host=host,
+        port=port,
+        index_dir=index_dir,
+        seeds_dir=seeds_dir,
+        watch=watch,
+        workers=workers,
     )
     if settings.tracemalloc_dir is not None:
         from rag.memory import start_tracing

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         description="CPU threads one question's embedding and search use in `rag serve` "
         "(0 = all cores); builds keep `threads`.",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="`rag serve` processes sharing the port, each with its own model and GIL.",
+    )
     access_log: bool = Field(
         False, description="`rag serve` logs one line per request (uvicorn's access log)."
     )

@@ -11,16 +11,20 @@ everything, CORS (when configured) inside it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
+from pydantic import SecretStr
 from starlette.middleware.cors import CORSMiddleware
 
 from rag import store
 from rag.assistant import Assistant
-from rag.errors import IndexStoreError
+from rag.errors import IndexStoreError, RagError
 from rag.memory import limit_arenas
 from rag.settings import Settings
 from server import web
@@ -35,13 +39,22 @@ KEEP_ALIVE_SECONDS = 30
 MALLOC_ARENAS = 2  # glibc malloc arenas for `rag serve` (MALLOC_ARENA_MAX in the env wins)
 
 
-def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
-    """An app over `settings`; with `assistant` given it is ready at once (tests, embedding)."""
+def create_app(
+    settings: Settings, assistant: Assistant | None = None, *, load_first: bool = False
+) -> FastAPI:
+    """An app over `settings`; with `assistant` given it is ready at once (tests, embedding).
+
+    Otherwise it loads in the background and answers /health (and 503s) meanwhile; with
+    `load_first` its startup waits for the load instead, so a worker sharing a socket with
+    others takes no connection before it can answer.
+    """
     runtime = Runtime(settings, assistant)
     mcp_routes, mcp_lifespan = mount_http(runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if load_first:
+            await runtime.load()
         async with mcp_lifespan(), anyio.create_task_group() as tg:
             tg.start_soon(runtime.run)
             yield
@@ -86,7 +99,8 @@ def check_startable(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """`rag serve`: one process, model loaded once, all cores to the model."""
+    """`rag serve`: the model loaded once per process; `settings.workers` processes (uvicorn's
+    workers, one listening socket) when one process's GIL is the limit."""
     import uvicorn
 
     check_startable(settings)
@@ -94,14 +108,55 @@ def serve(settings: Settings) -> None:
     # reused by the next instead of staying behind in an arena of its own (see rag.memory).
     limit_arenas(MALLOC_ARENAS)
     logging.getLogger("server").setLevel(logging.INFO)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=5,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        "access_log": settings.access_log,
+        "timeout_graceful_shutdown": 5,
         # uvicorn's default (5 s) closes a kept-alive connection when the loop was busy for that
         # long, racing the client's next request on it (seen as a reset in soaks on 2 cores)
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    if settings.watch:
+        raise RagError(
+            "--watch needs a single worker: run `rag serve --watch` with --workers 1, or rebuild "
+            "with `rag index` (every worker picks up the new version)"
+        )
+    if store.current_version(settings.index_dir) is None:  # build once, not once per worker
+        from server.rebuild import build_in_child
+
+        logger.info("no index at %s: building it from %s", settings.index_dir, settings.seeds_dir)
+        build_in_child(settings)
+    os.environ[WORKER_SETTINGS] = settings_json(settings)
+    uvicorn.run("server.app:worker_app", factory=True, workers=settings.workers, **options)
+
+
+WORKER_SETTINGS = "RAG__WORKER_SETTINGS"  # the parent's settings, CLI flags included
+
+
+def settings_json(settings: Settings) -> str:
+    """`settings` as JSON with secrets in clear, for the worker processes only."""
+    data = settings.model_dump(mode="json")
+    for name, value in settings:
+        if isinstance(value, SecretStr):
+            data[name] = value.get_secret_value()
+    return json.dumps(data)
+
+
+def worker_app() -> FastAPI:
+    """The app of one `rag serve --workers N` process (a spawned interpreter: uvicorn's factory).
+
+    Each worker loads the model and the live index version itself and follows `CURRENT` like
+    any replica, so a rebuild (by `rag index`, or `POST /v1/index/rebuild` on whichever worker
+    receives it) reaches all of them. A worker accepts connections only once loaded
+    (`load_first`), so none gets a 503 while a sibling could answer. Per process, not shared:
+    `/metrics` and the rebuild status describe the worker that answered.
+    """
+    limit_arenas(MALLOC_ARENAS)
+    logging.getLogger("server").setLevel(logging.INFO)
+    settings = Settings.model_validate(json.loads(os.environ[WORKER_SETTINGS]))
+    return create_app(settings, load_first=True)

@@ -131,17 +131,23 @@ class Runtime:
             raise ApiError(503, "unavailable", f"the server could not load: {self.load_error}")
         raise ApiError(503, "unavailable", "the model and index are still loading; retry shortly")
 
-    async def run(self) -> None:
-        """Load (if needed), then keep the index fresh until cancelled at shutdown."""
+    async def load(self) -> bool:
+        """Load the model and index unless given; False (and `load_error` set) if that failed."""
         if self.assistant is None:
             try:
                 assistant = await anyio.to_thread.run_sync(open_assistant, self.settings)
             except Exception as exc:
                 self.load_error = public_reason(exc)
                 logger.exception("could not load the model and index")
-                return
+                return False
             self._attach(assistant)
             logger.info("ready: index version %s", assistant.snapshot.version)
+        return True
+
+    async def run(self) -> None:
+        """Load (if needed), then keep the index fresh until cancelled at shutdown."""
+        if not await self.load():
+            return
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._refresh_loop)
             if self.settings.watch:

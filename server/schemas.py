@@ -9,6 +9,7 @@ honest (schemathesis checks responses against it).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -124,6 +125,10 @@ class Readiness(BaseModel):
     model: str | None = None
     watching: bool = False
     error: str | None = Field(None, description="Why loading failed (status=failed).")
+    worker: int = Field(
+        default_factory=os.getpid,
+        description="Process id of the worker that answered (`rag serve --workers N`).",
+    )
 
 
 class RebuildAccepted(BaseModel):

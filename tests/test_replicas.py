@@ -38,10 +38,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def replica(settings: Settings) -> Iterator[str]:
+def replica(settings: Settings, *extra: str) -> Iterator[str]:
     """`rag serve` in its own process on a free loopback port; stopped when the block ends."""
     port = _free_port()
-    args = ["serve", "--port", str(port), "--index", str(settings.index_dir)]
+    args = ["serve", "--port", str(port), "--index", str(settings.index_dir), *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RAG_WATCH": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", *args, "--seeds", str(settings.seeds_dir)],
@@ -125,3 +125,65 @@ def test_two_replicas_pick_up_a_rebuild_with_zero_failed_requests(
     assert store.current_version(fresh_corpus.index_dir) != old
     assert not errors, errors[:5]
     assert sent[0] >= 2 * CLIENTS
+
+
+def test_workers_share_one_port_and_all_pick_up_a_rebuild(
+    fresh_corpus: Settings, embedder: Embedder
+) -> None:
+    """`rag serve --workers 2` with no index yet: the index is built once, two worker processes
+    answer on one port (each says which it is in /ready), and a rebuild by another process
+    reaches both while clients keep asking, with not one failed request."""
+    assert store.current_version(fresh_corpus.index_dir) is None
+    with replica(fresh_corpus, "--workers", "2") as base:
+        versions = [p for p in (fresh_corpus.index_dir / "versions").iterdir() if p.name[0] == "v"]
+        assert len(versions) == 1  # built once, not once per worker
+        errors: list[str] = []
+        seen: dict[int, str] = {}  # worker pid -> index version it reported last
+
+        async def scenario() -> None:
+            limits = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
+            async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+
+                async def poll(until: float) -> None:
+                    while time.monotonic() < until:
+                        try:
+                            r = await client.get("/ready")
+                            seen[r.json()["worker"]] = r.json()["index_version"]
+                            r = await client.post("/v1/ask", json={"question": NEW_QUESTION})
+                            if r.status_code != 200:
+                                errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
+                        except httpx.HTTPError as exc:
+                            errors.append(repr(exc))
+
+                async with anyio.create_task_group() as tg:
+                    for _ in range(CLIENTS):
+                        tg.start_soon(poll, time.monotonic() + 4)
+                assert len(seen) == 2, seen  # both workers answered
+                (fresh_corpus.seeds_dir / NEW_ID).write_text(ADDED)
+                report = await anyio.to_thread.run_sync(
+                    lambda: build_index(fresh_corpus, embedder=embedder, progress=False)
+                )
+                deadline = time.monotonic() + 60
+                while set(seen.values()) != {report.version}:
+                    assert time.monotonic() < deadline, f"a worker kept the old version: {seen}"
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(CLIENTS):
+                            tg.start_soon(poll, time.monotonic() + 0.5)
+
+        anyio.run(scenario)
+    assert not errors, errors[:5]
+
+
+def test_workers_refuse_watch(fresh_corpus: Settings) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    args = ["serve", "--workers", "2", "--watch", "--port", str(_free_port())]
+    paths = ["--seeds", str(fresh_corpus.seeds_dir), "--index", str(fresh_corpus.index_dir)]
+    r = subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args, *paths],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and "--watch needs a single worker" in r.stderr
