@@ -10,7 +10,7 @@ and renamed/duplicate ones (`Copy`). Another embedding engine (e.g. one that fan
 processes) plugs in by yielding the same pairs in the same order; the writer never needs more
 than one `EmbeddedDoc` at a time.
 
-Decisions:
+Decisions (made in `rag.build_plan`):
 - The live version's manifest records the settings that shape chunks and vectors, the sha256
   of every article and the (size, mtime_ns, inode) of every listed file. A file whose stat is
   unchanged is assumed unchanged and not read; one whose stat changed is hashed, and kept if
@@ -27,16 +27,16 @@ Decisions:
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from rag import store
+from rag.build_plan import BuildPlan, live_manifest, plan_build, refresh_if_unchanged, up_to_date
 from rag.embed_stream import EmbeddedDoc, embed_stream
-from rag.errors import CorpusError, IndexStoreError
+from rag.errors import CorpusError
 from rag.loading import FileStat, file_sha256, list_files, load_file
 from rag.manifest import (
     CHUNKER_VERSION,
@@ -44,11 +44,10 @@ from rag.manifest import (
     make_manifest,
     milvus_target,
     settings_fingerprint,
-    store_record,
 )
 from rag.models import BuildReport, Document, LoadWarning
 from rag.settings import Settings
-from rag.writer import Copy, Fresh, PreviousVersion, Stored, VersionWriter, write_stream
+from rag.writer import Copy, Fresh, Stored, VersionWriter, write_stream
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -56,26 +55,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["CHUNKER_VERSION", "build_index", "dense_kind", "plan_build", "settings_fingerprint"]
-
-Action = Literal["keep", "embed", "skip"]
-
-
-@dataclass(frozen=True, slots=True)
-class BuildPlan:
-    """What a build must do with each listed file (id order) and what the live version had."""
-
-    entries: list[tuple[FileStat, Action]]
-    previous: PreviousVersion | None  # None: embed everything
-    reason: str
-    removed: list[str]  # documents of the previous version no longer listed
-
-    @property
-    def full(self) -> bool:
-        return self.previous is None
-
-    @property
-    def todo(self) -> list[FileStat]:
-        return [f for f, action in self.entries if action == "embed"]
 
 
 @dataclass(slots=True)
@@ -105,11 +84,11 @@ def build_index(
         raise _no_articles(settings)
     with store.build_lock(settings.index_dir, settings.lock_timeout):
         store.remove_stale(settings.index_dir, settings.keep_versions)  # killed builds' debris
-        report = None if rebuild or verify else _up_to_date(settings, files)
+        report = None if rebuild or verify else up_to_date(settings, files)
         if report is None:
             plan = plan_build(settings, files, rebuild, verify)
             try:
-                report = _refresh_if_unchanged(settings, plan) or _write(
+                report = refresh_if_unchanged(settings, plan) or _write(
                     settings, plan, embedder, progress, on_progress
                 )
             finally:
@@ -126,105 +105,6 @@ def build_index(
 
 def _no_articles(settings: Settings) -> CorpusError:
     return CorpusError(f"no articles found in {settings.seeds_dir}: add .txt, .md or .html files")
-
-
-def _live_manifest(settings: Settings) -> dict[str, Any] | None:
-    try:
-        return store.read_manifest(store.version_path(settings.index_dir)[1])
-    except IndexStoreError:
-        return None
-
-
-def _recorded_warnings(manifest: dict[str, Any]) -> list[str]:
-    return [
-        str(LoadWarning(path, reason))
-        for path, reasons in manifest.get("warnings", {}).items()
-        for reason in reasons
-    ]
-
-
-def _up_to_date(settings: Settings, files: list[FileStat]) -> BuildReport | None:
-    """The stat fast path: a report when the live manifest records the same settings, index
-    kind and (size, mtime_ns, inode) of every file; None when the files must be looked at."""
-    manifest = _live_manifest(settings)
-    if manifest is None or manifest.get("files") != {f.doc_id: f.key for f in files}:
-        return None
-    return _same_settings_report(settings, manifest)
-
-
-def _same_settings_report(settings: Settings, manifest: dict[str, Any]) -> BuildReport | None:
-    n_chunks = int(manifest.get("counts", {}).get("chunks", 0))
-    if (
-        manifest.get("settings") != settings_fingerprint(settings)
-        or manifest.get("dense_index") != dense_kind(settings, n_chunks)
-        or manifest.get("store", {"kind": "faiss"}) != store_record(settings)
-    ):
-        return None
-    n_docs = len(manifest.get("documents", {}))
-    return BuildReport(
-        version=store.current_version(settings.index_dir),
-        full_rebuild=False,
-        reason="up to date",
-        unchanged=n_docs,
-        documents=n_docs,
-        chunks=n_chunks,
-        warnings=_recorded_warnings(manifest),
-    )
-
-
-def _open_previous(settings: Settings) -> tuple[PreviousVersion | None, str]:
-    try:
-        return PreviousVersion(store.version_path(settings.index_dir)[1]), ""
-    except IndexStoreError as exc:
-        if store.current_version(settings.index_dir) is None:
-            return None, "no previous index"
-        logger.warning("previous index unusable, rebuilding everything: %s", exc)
-        return None, "previous index unusable"
-
-
-def plan_build(
-    settings: Settings, files: list[FileStat], rebuild: bool, verify: bool = False
-) -> BuildPlan:
-    """Decide per file: keep its stored rows, embed it, or skip it again (it failed before).
-
-    A file is read (hashed) only when its stat differs from the recorded one, or with `verify`.
-    """
-    prev, reason = (None, "rebuild requested") if rebuild else _open_previous(settings)
-    if prev is not None and prev.manifest.get("settings") != settings_fingerprint(settings):
-        prev.close()
-        prev, reason = None, "model or chunker settings changed"
-    if prev is None:
-        return BuildPlan([(f, "embed") for f in files], None, reason, [])
-    docs: dict[str, str] = prev.manifest.get("documents", {})
-    stats: dict[str, list[int]] = prev.manifest.get("files", {})
-    entries: list[tuple[FileStat, Action]] = []
-    for f in files:
-        same_stat = not verify and stats.get(f.doc_id) == f.key
-        if f.doc_id in docs:
-            keep = same_stat or file_sha256(f.path) == docs[f.doc_id]
-            entries.append((f, "keep" if keep else "embed"))
-        else:
-            entries.append((f, "skip" if same_stat else "embed"))
-    removed = sorted(set(docs) - {f.doc_id for f in files})
-    return BuildPlan(entries, prev, "incremental", removed)
-
-
-def _refresh_if_unchanged(settings: Settings, plan: BuildPlan) -> BuildReport | None:
-    """No content changed (only stats, e.g. after `touch`): record the new stats in the live
-    manifest, write no version. None when a new version is needed."""
-    prev = plan.previous
-    if prev is None or plan.todo or plan.removed:
-        return None
-    report = _same_settings_report(settings, prev.manifest)
-    if report is None:
-        return None
-    current = {f.doc_id: f.key for f, _ in plan.entries}
-    if prev.manifest.get("files") != current:
-        manifest = {**prev.manifest, "files": current}
-        store.write_atomic(
-            prev.path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode()
-        )
-    return report
 
 
 def _write(
@@ -272,7 +152,7 @@ def _write(
         milvus,
     )
     previously = set(prev.manifest.get("documents", {})) if prev else set()
-    counts = (_live_manifest(settings) or {}).get("counts", {})
+    counts = (live_manifest(settings) or {}).get("counts", {})
     n_docs = int(counts.get("documents", 0))
     return BuildReport(
         version=version,

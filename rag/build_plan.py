@@ -1,0 +1,149 @@
+"""The decision of a build: which files to keep, embed or skip, or that nothing is to be done.
+
+Read by `rag.indexing.build_index` before anything is loaded or embedded:
+
+- `up_to_date`: the stat fast path. The live manifest records the settings that shape chunks
+  and vectors and the (size, mtime_ns, inode) of every listed file; when all of them match,
+  the answer is "up to date" without reading a file or importing torch.
+- `plan_build`: per file, keep its stored rows, embed it, or skip it again (it failed before).
+  A file is hashed only when its stat changed, or with `verify`; a change of those settings
+  (or `rebuild`) embeds everything.
+- `refresh_if_unchanged`: only stats changed (e.g. `touch`): the live manifest's stat record is
+  refreshed in place (atomic replace) and no version is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rag import store
+from rag.errors import IndexStoreError
+from rag.loading import FileStat, file_sha256
+from rag.manifest import dense_kind, settings_fingerprint, store_record
+from rag.models import BuildReport, LoadWarning
+from rag.settings import Settings
+from rag.writer import PreviousVersion
+
+logger = logging.getLogger(__name__)
+
+Action = Literal["keep", "embed", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildPlan:
+    """What a build must do with each listed file (id order) and what the live version had."""
+
+    entries: list[tuple[FileStat, Action]]
+    previous: PreviousVersion | None  # None: embed everything
+    reason: str
+    removed: list[str]  # documents of the previous version no longer listed
+
+    @property
+    def full(self) -> bool:
+        return self.previous is None
+
+    @property
+    def todo(self) -> list[FileStat]:
+        return [f for f, action in self.entries if action == "embed"]
+
+
+def live_manifest(settings: Settings) -> dict[str, Any] | None:
+    try:
+        return store.read_manifest(store.version_path(settings.index_dir)[1])
+    except IndexStoreError:
+        return None
+
+
+def _recorded_warnings(manifest: dict[str, Any]) -> list[str]:
+    return [
+        str(LoadWarning(path, reason))
+        for path, reasons in manifest.get("warnings", {}).items()
+        for reason in reasons
+    ]
+
+
+def up_to_date(settings: Settings, files: list[FileStat]) -> BuildReport | None:
+    """The stat fast path: a report when the live manifest records the same settings, index
+    kind and (size, mtime_ns, inode) of every file; None when the files must be looked at."""
+    manifest = live_manifest(settings)
+    if manifest is None or manifest.get("files") != {f.doc_id: f.key for f in files}:
+        return None
+    return _same_settings_report(settings, manifest)
+
+
+def _same_settings_report(settings: Settings, manifest: dict[str, Any]) -> BuildReport | None:
+    n_chunks = int(manifest.get("counts", {}).get("chunks", 0))
+    if (
+        manifest.get("settings") != settings_fingerprint(settings)
+        or manifest.get("dense_index") != dense_kind(settings, n_chunks)
+        or manifest.get("store", {"kind": "faiss"}) != store_record(settings)
+    ):
+        return None
+    n_docs = len(manifest.get("documents", {}))
+    return BuildReport(
+        version=store.current_version(settings.index_dir),
+        full_rebuild=False,
+        reason="up to date",
+        unchanged=n_docs,
+        documents=n_docs,
+        chunks=n_chunks,
+        warnings=_recorded_warnings(manifest),
+    )
+
+
+def _open_previous(settings: Settings) -> tuple[PreviousVersion | None, str]:
+    try:
+        return PreviousVersion(store.version_path(settings.index_dir)[1]), ""
+    except IndexStoreError as exc:
+        if store.current_version(settings.index_dir) is None:
+            return None, "no previous index"
+        logger.warning("previous index unusable, rebuilding everything: %s", exc)
+        return None, "previous index unusable"
+
+
+def plan_build(
+    settings: Settings, files: list[FileStat], rebuild: bool, verify: bool = False
+) -> BuildPlan:
+    """Decide per file: keep its stored rows, embed it, or skip it again (it failed before).
+
+    A file is read (hashed) only when its stat differs from the recorded one, or with `verify`.
+    """
+    prev, reason = (None, "rebuild requested") if rebuild else _open_previous(settings)
+    if prev is not None and prev.manifest.get("settings") != settings_fingerprint(settings):
+        prev.close()
+        prev, reason = None, "model or chunker settings changed"
+    if prev is None:
+        return BuildPlan([(f, "embed") for f in files], None, reason, [])
+    docs: dict[str, str] = prev.manifest.get("documents", {})
+    stats: dict[str, list[int]] = prev.manifest.get("files", {})
+    entries: list[tuple[FileStat, Action]] = []
+    for f in files:
+        same_stat = not verify and stats.get(f.doc_id) == f.key
+        if f.doc_id in docs:
+            keep = same_stat or file_sha256(f.path) == docs[f.doc_id]
+            entries.append((f, "keep" if keep else "embed"))
+        else:
+            entries.append((f, "skip" if same_stat else "embed"))
+    removed = sorted(set(docs) - {f.doc_id for f in files})
+    return BuildPlan(entries, prev, "incremental", removed)
+
+
+def refresh_if_unchanged(settings: Settings, plan: BuildPlan) -> BuildReport | None:
+    """No content changed (only stats, e.g. after `touch`): record the new stats in the live
+    manifest, write no version. None when a new version is needed."""
+    prev = plan.previous
+    if prev is None or plan.todo or plan.removed:
+        return None
+    report = _same_settings_report(settings, prev.manifest)
+    if report is None:
+        return None
+    current = {f.doc_id: f.key for f, _ in plan.entries}
+    if prev.manifest.get("files") != current:
+        manifest = {**prev.manifest, "files": current}
+        store.write_atomic(
+            prev.path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode()
+        )
+    return report
