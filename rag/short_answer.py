@@ -279,16 +279,18 @@ def _question_term(stem: str, info: QuestionInfo) -> str | None:
 
 
 def _nearness(
-    lo: int, hi: int, matches: list[tuple[int, str]], idf: Callable[[str], float], total: float
+    lo: int, hi: int, matches: list[tuple[int, str]], weights: dict[str, float], total: float
 ) -> float:
-    """idf-weighted closeness of the question's terms to tokens lo..hi (0..1)."""
+    """idf-weighted (`weights`: each question stem's idf) closeness of the question's terms to
+    tokens lo..hi (0..1)."""
     best: dict[str, float] = {}
     for k, q in matches:
         if lo <= k <= hi:
             continue
-        dist = lo - k if k < lo else k - hi
-        best[q] = max(best.get(q, 0.0), 1.0 / (1.0 + NEAR_DECAY * dist))
-    return sum(idf(q) * w for q, w in best.items()) / total if total else 0.0
+        near = 1.0 / (1.0 + NEAR_DECAY * (lo - k if k < lo else k - hi))
+        if near > best.get(q, 0.0):
+            best[q] = near
+    return sum(weights[q] * w for q, w in best.items()) / total if total else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +315,8 @@ def best_candidate(
     best: tuple[int, Candidate] | None = None
     typed_near = 0.0
     fit = _FIT[info.kind]
-    total = sum(idf(q) for q in info.stems)
+    weights = {q: idf(q) for q in info.stems}
+    total = sum(weights.values())
     memo: dict[str, str | None] = {}
     for idx, (start, text, sent_score) in enumerate(sentences):
         sent = _sentence(text, info, memo)
@@ -322,7 +325,7 @@ def best_candidate(
             if trimmed is None:
                 continue
             c, lo, hi = trimmed
-            near = _nearness(lo, hi, sent.matches, idf, total)
+            near = _nearness(lo, hi, sent.matches, weights, total)
             kind_fit = fit.get(c.kind, 0.0)
             if info.wants_year and c.kind == "date" and not _YEAR.search(c.text):
                 kind_fit = 0.2  # "what year" is not answered by "Friday"
