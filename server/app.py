@@ -158,5 +158,6 @@ def worker_app() -> FastAPI:
     """
     limit_arenas(MALLOC_ARENAS)
     logging.getLogger("server").setLevel(logging.INFO)
-    settings = Settings.model_validate(json.loads(os.environ[WORKER_SETTINGS]))
+    # read once and dropped, so the processes this worker starts (rebuilds) don't inherit it
+    settings = Settings.model_validate(json.loads(os.environ.pop(WORKER_SETTINGS)))
     return create_app(settings, load_first=True)
