@@ -3,6 +3,7 @@
     .venv/bin/python bench/load.py                      # seeds and BBC corpora, c = 1, 8, 32
     .venv/bin/python bench/load.py --corpus bbc --bbc-index bench/out/bbc-index
     .venv/bin/python bench/load.py --corpus seeds --levels 32 --replicas 2   # two `rag serve`
+    .venv/bin/python bench/load.py --corpus seeds --levels 32 --workers 2    # `--workers 2`
 
 For each corpus it starts the real server (`rag serve`, a separate process, so client and server
 don't share a GIL) on a free loopback port, waits for /ready, warms up, then for each concurrency
@@ -12,6 +13,8 @@ the shared CSV as one .txt file per row and indexed with `rag index`; the index 
 bench/out/ (git-ignored) and reused on the next run. With `--replicas N`, N `rag serve`
 processes serve the same index (the stateless replicas of the README) and the clients are spread
 evenly over them, as a round-robin load balancer would; CPU per request is summed over them.
+With `--workers N`, one `rag serve --workers N` (N processes on one port; the kernel assigns
+each connection to a worker); CPU is summed over the server and its child processes.
 The table's "mean floor" is Little's law: with c clients always waiting and each request
 costing the measured server + client CPU on this machine's cores, no server can do better.
 """
