@@ -183,13 +183,12 @@ class Server:
                 continue
             cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
             stats[int(entry.name)] = (int(fields[1]), cpu)
-        tree, total = {self.proc.pid}, 0.0
-        for pid in sorted(stats):  # children have larger pids than their parents here
-            parent, cpu = stats[pid]
-            if pid in tree or parent in tree:
-                tree.add(pid)
-                total += cpu
-        return total
+        tree, todo = set(), [self.proc.pid]
+        while todo:  # the server, its children, theirs
+            pid = todo.pop()
+            tree.add(pid)
+            todo += [p for p, (parent, _) in stats.items() if parent == pid and p not in tree]
+        return sum(stats[p][1] for p in tree if p in stats)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -32,7 +32,7 @@ from server.errors import install_error_handlers
 from server.mcp import mount_http
 from server.middleware import RequestContextMiddleware
 from server.routes import documents, index, openai, ops, questions
-from server.runtime import Runtime
+from server.runtime import Runtime, ensure_index
 
 logger = logging.getLogger("server")
 KEEP_ALIVE_SECONDS = 30
@@ -126,11 +126,7 @@ def serve(settings: Settings) -> None:
             "--watch needs a single worker: run `rag serve --watch` with --workers 1, or rebuild "
             "with `rag index` (every worker picks up the new version)"
         )
-    if store.current_version(settings.index_dir) is None:  # build once, not once per worker
-        from server.rebuild import build_in_child
-
-        logger.info("no index at %s: building it from %s", settings.index_dir, settings.seeds_dir)
-        build_in_child(settings)
+    ensure_index(settings)  # once here, not once per worker
     os.environ[WORKER_SETTINGS] = settings_json(settings)
     uvicorn.run("server.app:worker_app", factory=True, workers=settings.workers, **options)
 

@@ -21,13 +21,16 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rag.assistant import Assistant
 from rag.errors import RagError
 from rag.models import BuildReport
 from rag.settings import Settings
 from server.schemas import RebuildRun
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +86,7 @@ class Rebuilder:
         report: BuildReport | None = None
         error: str | None = None
         try:
-            if _milvus_lite(self.settings):  # one process per Lite file: build here
-                from rag.indexing import build_index
-
-                embedder = self.assistant.embedder
-                report = build_index(self.settings, embedder=embedder, progress=False)
-            else:
-                report = build_in_child(self.settings)
+            report = build_for_server(self.settings, self.assistant.embedder)
             self.assistant.refresh()
             why = self.assistant.last_reload_error
             if why is not None and self.assistant.snapshot.version != report.version:
@@ -131,6 +128,17 @@ def _milvus_lite(settings: Settings) -> bool:
     from rag.engines.milvus_index import is_lite
 
     return is_lite(settings.milvus_uri)
+
+
+def build_for_server(settings: Settings, embedder: Embedder | None = None) -> BuildReport:
+    """`build_index(settings)` for a running server: in a child process, or here (with
+    `embedder`, if given) when the dense index is a Milvus Lite file, which one process at a
+    time may open."""
+    if not _milvus_lite(settings):
+        return build_in_child(settings)
+    from rag.indexing import build_index
+
+    return build_index(settings, embedder=embedder, progress=False)
 
 
 def build_in_child(settings: Settings) -> BuildReport:

@@ -32,7 +32,7 @@ from rag.settings import Settings
 from server.batching import EmbeddingBatcher
 from server.errors import ApiError, public_reason
 from server.metrics import Metrics
-from server.rebuild import Rebuilder
+from server.rebuild import Rebuilder, build_for_server
 from server.schemas import RebuildRun
 from server.watch import watch_seeds
 
@@ -184,15 +184,20 @@ class Runtime:
             self.watching = False
 
 
-def open_assistant(settings: Settings) -> Assistant:
-    """Build the index first if there is none yet (with `settings.threads`), then load the
-    model for questions with `settings.query_threads` and open the index."""
-    from rag.embedding import Embedder
-    from rag.indexing import build_index
-
+def ensure_index(settings: Settings) -> None:
+    """Build the index first if there is none yet, as rebuilds are built (`build_for_server`:
+    a child process with `settings.threads`, so the build's memory and model leave with it)."""
     if store.current_version(settings.index_dir) is None and settings.seeds_dir.is_dir():
         logger.info("no index at %s: building it from %s", settings.index_dir, settings.seeds_dir)
-        build_index(settings, progress=False)
+        build_for_server(settings)
+
+
+def open_assistant(settings: Settings) -> Assistant:
+    """Build the index if missing (`ensure_index`), then load the model for questions with
+    `settings.query_threads` and open the index."""
+    from rag.embedding import Embedder
+
+    ensure_index(settings)
     serving = settings.with_overrides(threads=settings.query_threads)
     return Assistant.open(settings=serving, embedder=Embedder.load(serving))
 
