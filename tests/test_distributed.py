@@ -37,12 +37,11 @@ RAY_BIN = Path(sys.executable).parent / "ray"
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    import ray
 
-    from rag.distributed import shutdown_ray
+    from rag.distributed import shutdown_ray, start_local_ray
 
     shutdown_ray()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=2)
     yield
     shutdown_ray()
 

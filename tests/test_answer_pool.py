@@ -1,0 +1,174 @@
+"""Answer processes (`RAG_ANSWER_PROCESSES`): questions answered in worker processes.
+
+Real processes (spawned, each loading the model and the index), a real uvicorn on loopback: the
+answers are the ones the server itself gives, a rebuild reaches the workers, a worker killed
+mid-load costs no request, errors keep their HTTP status, and nothing outlives the server.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from rag import store
+from rag.assistant import Assistant
+from rag.embedding import Embedder
+from rag.errors import QuestionError, RagError
+from rag.indexing import build_index
+from rag.settings import Settings
+from server.answer_pool import (
+    FAILED,
+    INTERNAL,
+    OK,
+    AnswerPool,
+    AnswerProcessError,
+    _result,
+    pool_size,
+)
+from server.app import create_app
+from server.testing import live_server
+from tests.test_hot_swap import ADDED, NEW_ID, NEW_QUESTION, SEED_QUESTIONS
+
+pytestmark = pytest.mark.slow
+
+QUESTIONS = [
+    *SEED_QUESTIONS,
+    "Who heads the National Assembly of Azerbaijan?",
+    "How many moons does the Zorbian planet have?",  # abstains
+]
+
+
+@contextmanager
+def pooled_server(settings: Settings, processes: int = 2) -> Iterator[tuple[str, AnswerPool]]:
+    app = create_app(settings.with_overrides(answer_processes=processes))
+    with live_server(app, ready_timeout=240) as base:
+        pool = app.state.runtime.pool
+        assert pool is not None and pool.live == processes
+        yield base, pool
+
+
+def _answer_processes() -> list[multiprocessing.Process]:
+    return [p for p in multiprocessing.active_children() if p.name == "rag-answer"]
+
+
+def _without_timings(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "timings"}
+
+
+def test_answer_processes_answer_as_the_server_itself(
+    seeds_settings: Settings, assistant: Assistant
+) -> None:
+    with pooled_server(seeds_settings) as (base, pool), httpx.Client(base_url=base) as client:
+        assert client.get("/ready").json()["answer_processes"] == 2
+        assert len(_answer_processes()) == 2
+        for q in QUESTIONS:
+            got = client.post("/v1/ask", json={"question": q})
+            assert got.status_code == 200, got.text
+            want = assistant.ask(q).model_dump(mode="json")
+            assert _without_timings(got.json()) == _without_timings(want), q
+            found = client.post("/v1/search", json={"question": q, "top_k": 3, "mode": "bm25"})
+            want = assistant.search(q, top_k=3, mode="bm25").model_dump(mode="json")
+            assert _without_timings(found.json()) == _without_timings(want), q
+        assert pool.answered == 2 * len(QUESTIONS)  # none fell back to the HTTP process
+        # a user mistake is still the same 422, whoever would have answered
+        long = client.post("/v1/ask", json={"question": "x" * 5000})
+        assert long.status_code == 422 and long.json()["error"]["fields"][0]["field"] == "question"
+    assert _answer_processes() == []  # stopped with the server
+
+
+def test_a_killed_answer_process_costs_no_request(seeds_settings: Settings) -> None:
+    """SIGKILL one worker while 8 clients ask: the questions it held are answered by the HTTP
+    process, a new worker starts, and every request gets its answer."""
+    with pooled_server(seeds_settings) as (base, pool):
+        errors: list[str] = []
+        answered: list[int] = []
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+
+                async def ask(n: int, until: float) -> None:
+                    while time.monotonic() < until:
+                        q = QUESTIONS[n % len(QUESTIONS)]
+                        r = await client.post("/v1/ask", json={"question": q})
+                        if r.status_code != 200 or r.json()["question"] != q:
+                            errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
+                        answered.append(n)
+
+                async def kill() -> None:
+                    await anyio.sleep(1.0)
+                    victim = _answer_processes()[0]
+                    assert victim.pid is not None
+                    os.kill(victim.pid, signal.SIGKILL)
+
+                until = time.monotonic() + 4
+                async with anyio.create_task_group() as tg:
+                    for n in range(8):
+                        tg.start_soon(ask, n, until)
+                    tg.start_soon(kill)
+
+        anyio.run(scenario)
+        assert not errors, errors[:5]
+        assert len(answered) > 50
+        deadline = time.monotonic() + 120
+        while pool.live < 2:  # the replacement loads
+            assert time.monotonic() < deadline, "no new answer process"
+            time.sleep(0.2)
+        assert pool.restarts == 1
+        before = pool.answered
+        r = httpx.post(f"{base}/v1/ask", json={"question": QUESTIONS[0]}, timeout=30)
+        assert r.status_code == 200 and pool.answered == before + 1
+
+
+def test_answer_processes_follow_a_rebuild(fresh_corpus: Settings, embedder: Embedder) -> None:
+    """Another process rebuilds the index: once the server reports the new version, the
+    answer processes answer from it (each question carries the version it expects)."""
+    build_index(fresh_corpus, embedder=embedder, progress=False)
+    with pooled_server(fresh_corpus) as (base, pool), httpx.Client(base_url=base) as client:
+        before = client.post("/v1/ask", json={"question": NEW_QUESTION}).json()
+        assert all(c["doc_id"] != NEW_ID for c in before["citations"])
+        (fresh_corpus.seeds_dir / NEW_ID).write_text(ADDED)
+        report = build_index(fresh_corpus, embedder=embedder, progress=False)
+        deadline = time.monotonic() + 30
+        while client.get("/ready").json()["index_version"] != report.version:
+            assert time.monotonic() < deadline, "the server kept the old version"
+            time.sleep(0.05)
+        answered = pool.answered
+        for _ in range(4):  # whichever worker gets it
+            after = client.post("/v1/ask", json={"question": NEW_QUESTION}).json()
+            cited = [c for c in after["citations"] if c["doc_id"] == NEW_ID]
+            assert cited and "Kestrel-9" in " ".join(c["quote"] for c in cited), after
+        assert pool.answered == answered + 4
+    assert store.current_version(fresh_corpus.index_dir) == report.version
+
+
+def test_worker_errors_keep_their_kind() -> None:
+    """A worker's reply decodes to its result or to the error it stands for."""
+    assert _result(OK + b'{"a": 1}') == b'{"a": 1}'
+    with pytest.raises(QuestionError) as exc:
+        _result(FAILED + b'{"type": "QuestionError", "message": "too long", "field": "question"}')
+    assert str(exc.value) == "too long" and exc.value.field == "question"
+    with pytest.raises(RagError, match="odd"):  # an unknown or non-RagError name: a RagError
+        _result(FAILED + b'{"type": "SystemExit", "message": "odd", "field": null}')
+    with pytest.raises(AnswerProcessError):
+        _result(INTERNAL)
+
+
+def test_auto_starts_answer_processes_only_where_they_help(tmp_path: Any) -> None:
+    base = Settings(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    cores = os.cpu_count() or 1
+    assert pool_size(base) == (min(cores, 4) if cores > 1 else 0)
+    assert pool_size(base.with_overrides(answer_processes=3)) == 3
+    assert pool_size(base.with_overrides(answer_processes=0)) == 0
+    assert pool_size(base.with_overrides(workers=2)) == 0  # those processes are the parallelism
+    assert pool_size(base.with_overrides(embed_backend="torch")) == 0  # batched in-process
+    lite = base.with_overrides(store="milvus", answer_processes=2)
+    assert pool_size(lite) == 0  # a Milvus Lite file opens in one process only
