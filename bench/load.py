@@ -4,6 +4,7 @@
     .venv/bin/python bench/load.py --corpus bbc --bbc-index bench/out/bbc-index
     .venv/bin/python bench/load.py --corpus seeds --levels 32 --replicas 2   # two `rag serve`
     .venv/bin/python bench/load.py --corpus seeds --levels 32 --workers 2    # `--workers 2`
+    .venv/bin/python bench/load.py --corpus seeds --levels 32 --answer-processes 0  # in-process
 
 For each corpus it starts the real server (`rag serve`, a separate process, so client and server
 don't share a GIL) on a free loopback port, waits for /ready, warms up, then for each concurrency
@@ -14,7 +15,8 @@ bench/out/ (git-ignored) and reused on the next run. With `--replicas N`, N `rag
 processes serve the same index (the stateless replicas of the README) and the clients are spread
 evenly over them, as a round-robin load balancer would; CPU per request is summed over them.
 With `--workers N`, one `rag serve --workers N` (N processes on one port; the kernel assigns
-each connection to a worker); CPU is summed over the server and its child processes.
+each connection to a worker); CPU is summed over the server and its child processes (answer
+processes included). `--answer-processes` is passed to `rag serve` (default: its own, auto).
 The table's "mean floor" is Little's law: with c clients always waiting and each request
 costing the measured server + client CPU on this machine's cores, no server can do better.
 """
@@ -132,7 +134,9 @@ def free_port() -> int:
 class Server:
     """`rag serve` in a child process, stopped with SIGINT (uvicorn's graceful shutdown)."""
 
-    def __init__(self, seeds: Path, index: Path, log: Path, workers: int = 1) -> None:
+    def __init__(
+        self, seeds: Path, index: Path, log: Path, workers: int = 1, answer_processes: str = ""
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         cmd = [
@@ -149,6 +153,8 @@ class Server:
             "--workers",
             str(workers),
         ]
+        if answer_processes:
+            cmd += ["--answer-processes", answer_processes]
         self._log = log.open("w")
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=_env(), stdout=self._log, stderr=subprocess.STDOUT
@@ -393,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="`rag serve --workers N`: processes of one server sharing its port.",
     )
+    p.add_argument(
+        "--answer-processes",
+        default="",
+        help="`rag serve --answer-processes N|auto` (default: the server's own default).",
+    )
     args = p.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     endpoint = f"/v1/{args.endpoint}"
@@ -418,13 +429,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] indexing {seeds}", flush=True)
         ensure_index(seeds, index)
         servers = [
-            Server(seeds, index, OUT / f"server-{name}-{k}.log", args.workers)
+            Server(
+                seeds, index, OUT / f"server-{name}-{k}.log", args.workers, args.answer_processes
+            )
             for k in range(args.replicas)
         ]
         bases = [sv.base for sv in servers]
         try:
             ready = [sv.wait_ready() for sv in servers][-1]  # every replica is ready
-            print(f"[{name}] serving {ready['documents']} documents, {ready['chunks']} chunks")
+            print(
+                f"[{name}] serving {ready['documents']} documents, {ready['chunks']} chunks, "
+                f"{ready.get('answer_processes', 0)} answer processes"
+            )
             asyncio.run(run_level(bases, name, questions, 4, args.warmup, 60, endpoint))
             for c in levels:
                 cpu0, own0 = sum(sv.cpu_seconds() for sv in servers), _own_cpu()

@@ -12,7 +12,9 @@ never seen before (random mixes of article words, 3-25 words). `--swaps` times, 
 after warm-up, an article is changed and one added, then the index is rebuilt and hot-swapped
 (POST /v1/index/rebuild, or `rag index` in another process with `--swap-via cli`).
 
-Every `--sample` seconds the server's RSS is recorded. With `--tracemalloc` the server traces
+Every `--sample` seconds the server's RSS is recorded: the `rag serve` process plus the
+processes it had started when it became ready (its answer processes; rebuild processes come and
+go and are not counted). With `--tracemalloc` the server traces
 Python allocations (RAG_TRACEMALLOC_DIR) and dumps a snapshot at the end of warm-up, every
 `--trace-every` minutes and at the end; the first and last are compared by line.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -256,13 +259,33 @@ class Sample:
     event: str = ""
 
 
+def server_processes(proc: psutil.Process) -> list[psutil.Process]:
+    """`rag serve` and the processes it runs for good (answer processes), once it is ready."""
+    return [proc, *proc.children(recursive=True)]
+
+
+def tree_rss_mib(procs: list[psutil.Process]) -> float:
+    total = 0
+    for p in procs:
+        # an answer process that died is skipped (the one started in its place is not counted)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += p.memory_info().rss
+    return total / 2**20
+
+
 async def sampler(
-    proc: psutil.Process, t0: float, t_end: float, every: float, tally: Tally, out: list[Sample]
+    procs: list[psutil.Process],
+    t0: float,
+    t_end: float,
+    every: float,
+    tally: Tally,
+    out: list[Sample],
 ) -> None:
+    proc = procs[0]
     while True:
         now = time.monotonic()
         try:
-            rss = proc.memory_info().rss / 2**20
+            rss = tree_rss_mib(procs)
             threads = proc.num_threads()
         except psutil.Error:
             return
@@ -280,13 +303,10 @@ async def sampler(
         await asyncio.sleep(min(every, max(0.0, t_end - now)))
 
 
-def mark(samples: list[Sample], proc: psutil.Process, t0: float, event: str) -> None:
-    rss = proc.memory_info().rss / 2**20
-    samples.append(
-        Sample(
-            round((time.monotonic() - t0) / 60, 3), round(rss, 2), proc.num_threads(), -1, -1, event
-        )
-    )
+def mark(samples: list[Sample], procs: list[psutil.Process], t0: float, event: str) -> None:
+    rss = tree_rss_mib(procs)
+    minute = round((time.monotonic() - t0) / 60, 3)
+    samples.append(Sample(minute, round(rss, 2), procs[0].num_threads(), -1, -1, event))
 
 
 def slope(samples: list[Sample], since: float) -> float:
@@ -310,7 +330,7 @@ async def run(
     trace_dir: Path | None,
 ) -> tuple[Tally, list[Sample], float]:
     host, port = server.base.removeprefix("http://").split(":")
-    proc = psutil.Process(server.proc.pid)
+    procs = server_processes(psutil.Process(server.proc.pid))
     questions = Questions(texts)
     tally = Tally()
     samples: list[Sample] = []
@@ -327,9 +347,9 @@ async def run(
         for k in range(1, args.swaps + 1):
             at = warm_end + span * k / (args.swaps + 1)
             await asyncio.sleep(max(0.0, at - time.monotonic()))
-            mark(samples, proc, t0, f"swap{k} start")
+            mark(samples, procs, t0, f"swap{k} start")
             version = await swap(server, seeds, index, k, args.swap_via, texts)
-            mark(samples, proc, t0, f"swap{k} done {version}")
+            mark(samples, procs, t0, f"swap{k} done {version}")
             print(
                 f"  swap {k} done at minute {(time.monotonic() - t0) / 60:.1f}: {version}",
                 flush=True,
@@ -355,7 +375,7 @@ async def run(
 
     tasks = [asyncio.create_task(t) for t in (swaps(), traces(), progress())]
     await asyncio.gather(
-        sampler(proc, t0, t_end, args.sample, tally, samples),
+        sampler(procs, t0, t_end, args.sample, tally, samples),
         *(client(host, int(port), questions, args, t_end, tally) for _ in range(args.clients)),
     )
     for t in tasks:

@@ -214,6 +214,10 @@ def mcp_cmd(ctx: click.Context, index_dir: Path | None, seeds_dir: Path | None) 
 @click.option(
     "--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1)."
 )
+@click.option(
+    "--answer-processes",
+    help="Processes that answer questions, or auto (default: one per core, at most 4).",
+)
 @click.pass_context
 def serve_cmd(
     ctx: click.Context,
@@ -223,6 +227,7 @@ def serve_cmd(
     seeds_dir: Path | None,
     watch: bool | None,
     workers: int | None,
+    answer_processes: str | None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     from server.app import serve
@@ -235,6 +240,7 @@ def serve_cmd(
         seeds_dir=seeds_dir,
         watch=watch,
         workers=workers,
+        answer_processes=answer_processes,
     )
     if settings.tracemalloc_dir is not None:
         from rag.memory import start_tracing

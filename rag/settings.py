@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -143,6 +143,12 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="`rag serve` processes sharing the port, each with its own model and GIL.",
+    )
+    answer_processes: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = Field(
+        "auto",
+        description="`rag serve` answers questions (`/v1/ask`, `/v1/search`) in this many "
+        "processes, each with its own model, index and GIL, first come first served; 0 = in the "
+        "HTTP process. auto: one per core up to 4 with `onnx-int8`, else 0.",
     )
     access_log: bool = Field(
         False, description="`rag serve` logs one line per request (uvicorn's access log)."

@@ -55,11 +55,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if load_first:
             await runtime.load()
-        async with mcp_lifespan(), anyio.create_task_group() as tg:
-            tg.start_soon(runtime.run)
-            yield
-            runtime.stopping.set()
-            tg.cancel_scope.cancel()
+        try:
+            async with mcp_lifespan(), anyio.create_task_group() as tg:
+                tg.start_soon(runtime.run)
+                yield
+                runtime.stopping.set()
+                tg.cancel_scope.cancel()
+        finally:
+            await runtime.close()
 
     app = FastAPI(
         title="rag-articles",
@@ -68,6 +71,9 @@ def create_app(
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # FastAPI's OpenTelemetry hooks look up the global providers on every request;
+        # /metrics is this service's telemetry
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     for module in (questions, documents, index, ops, openai, web):

@@ -121,7 +121,7 @@ class Rebuilder:
                 logger.exception("rebuild callback failed")
 
 
-def _milvus_lite(settings: Settings) -> bool:
+def milvus_lite(settings: Settings) -> bool:
     """Whether the dense index is a Milvus Lite file, which only this process may open."""
     if settings.store != "milvus":
         return False
@@ -134,7 +134,7 @@ def build_for_server(settings: Settings, embedder: Embedder | None = None) -> Bu
     """`build_index(settings)` for a running server: in a child process, or here (with
     `embedder`, if given) when the dense index is a Milvus Lite file, which one process at a
     time may open."""
-    if not _milvus_lite(settings):
+    if not milvus_lite(settings):
         return build_in_child(settings)
     from rag.indexing import build_index
 

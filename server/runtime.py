@@ -27,8 +27,10 @@ from starlette.concurrency import run_in_threadpool
 
 from rag import store
 from rag.assistant import Assistant
-from rag.memory import CacheStat, cache_stats, trim_native_heap
+from rag.memory import CacheStat, cache_stats, freeze_heap, thaw_heap, trim_native_heap
+from rag.models import Query, SearchQuery
 from rag.settings import Settings
+from server.answer_pool import ASK, SEARCH, AnswerPool, pool_size
 from server.batching import EmbeddingBatcher
 from server.errors import ApiError, public_reason
 from server.metrics import Metrics
@@ -41,10 +43,12 @@ T = TypeVar("T")
 
 REFRESH_SECONDS = 0.5  # how often the live index version is checked (a file read)
 TRIM_SECONDS = 60.0  # how often free native memory is handed back to the OS (malloc_trim)
+REFREEZE_SECONDS = 10.0  # after a swap, when the old version is surely gone: freeze the heap again
 MAX_EMBED_BATCH = 32
 # Retrieval and extractive answering are mostly Python, so they hold the GIL: more threads than
 # this only interleave requests (all finish late) instead of finishing them in turn.
 CPU_WORKERS = 2
+POOL_START_SECONDS = 300.0  # how long startup waits for the answer processes to load
 
 
 class Runtime:
@@ -60,6 +64,9 @@ class Runtime:
         self.watching = False
         self.stopping = threading.Event()
         self.cpu_pool = ThreadPoolExecutor(CPU_WORKERS, thread_name_prefix="rag-answer")
+        self.pool: AnswerPool | None = None  # answer processes (`settings.answer_processes`)
+        # the index version when this runtime froze the heap (`rag.memory.freeze_heap`), if it did
+        self.frozen: str | None = None
         if assistant is not None:
             self._attach(assistant)
 
@@ -132,17 +139,61 @@ class Runtime:
         raise ApiError(503, "unavailable", "the model and index are still loading; retry shortly")
 
     async def load(self) -> bool:
-        """Load the model and index unless given; False (and `load_error` set) if that failed."""
+        """Load the model and index unless given, and start the answer processes (not with a
+        given assistant); False (and `load_error` set) if loading failed."""
         if self.assistant is None:
             try:
+                await anyio.to_thread.run_sync(ensure_index, self.settings)
+                size = pool_size(self.settings)
+                if size:  # they load while this process does
+                    self.pool = AnswerPool(self.settings, size)
+                    self.pool.start()
                 assistant = await anyio.to_thread.run_sync(open_assistant, self.settings)
+                if self.pool is not None:
+                    await self.pool.wait_ready(POOL_START_SECONDS)
             except Exception as exc:
                 self.load_error = public_reason(exc)
                 logger.exception("could not load the model and index")
+                await self.close()
                 return False
             self._attach(assistant)
-            logger.info("ready: index version %s", assistant.snapshot.version)
+            freeze_heap()  # the model and index: no more full collections walking them
+            self.frozen = assistant.snapshot.version
+            logger.info(
+                "ready: index version %s, %d answer processes",
+                assistant.snapshot.version,
+                self.pool.live if self.pool is not None else 0,
+            )
         return True
+
+    async def close(self) -> None:
+        """Stop the answer processes and unfreeze the heap (at shutdown)."""
+        if self.frozen is not None:
+            thaw_heap()
+            self.frozen = None
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            pool.close()
+            await anyio.to_thread.run_sync(pool.join)
+
+    async def answer_json(self, query: Query) -> bytes:
+        """An extractive answer to `query` as JSON (the `Answer` model's): from an answer
+        process when there are any, else computed here in one trip to the CPU pool."""
+        assistant = self.ready()
+        if self.pool is not None:
+            data = await self.pool.call(ASK, assistant.snapshot.version, query.model_dump_json())
+            if data is not None:
+                return data
+        answer = await self.compute(lambda: assistant.ask(query))
+        return answer.model_dump_json().encode()
+
+    async def search_json(self, query: SearchQuery) -> bytes | None:
+        """Like `answer_json` for a search; None when there are no answer processes (the route
+        then embeds through the batcher and searches here)."""
+        assistant = self.ready()
+        if self.pool is None:
+            return None
+        return await self.pool.call(SEARCH, assistant.snapshot.version, query.model_dump_json())
 
     async def run(self) -> None:
         """Load (if needed), then keep the index fresh until cancelled at shutdown."""
@@ -156,13 +207,23 @@ class Runtime:
     async def _refresh_loop(self) -> None:
         """Swap in new index versions; now and then return freed native memory to the OS (a
         swap frees the old version only when its last request ends, and glibc keeps freed
-        pages of its per-thread arenas until asked)."""
+        pages of its per-thread arenas until asked). After a swap the heap is thawed, and
+        frozen again `REFREEZE_SECONDS` later, when the old version's requests have ended."""
         assert self.assistant is not None
         next_trim = time.monotonic() + TRIM_SECONDS
+        refreeze_at: float | None = None
         while True:
             await anyio.sleep(REFRESH_SECONDS)
             try:
                 await anyio.to_thread.run_sync(self.assistant.refresh)
+                version = self.assistant.snapshot.version
+                if self.frozen is not None and version != self.frozen:  # here or by a rebuild
+                    thaw_heap()  # the old version must be collectable once its requests end
+                    self.frozen = version
+                    refreeze_at = time.monotonic() + REFREEZE_SECONDS
+                if refreeze_at is not None and time.monotonic() >= refreeze_at:
+                    refreeze_at = None
+                    freeze_heap()
                 if time.monotonic() >= next_trim:
                     next_trim = time.monotonic() + TRIM_SECONDS
                     await anyio.to_thread.run_sync(trim_native_heap)

@@ -129,6 +129,11 @@ class Readiness(BaseModel):
         default_factory=os.getpid,
         description="Process id of the worker that answered (`rag serve --workers N`).",
     )
+    answer_processes: int = Field(
+        0,
+        description="Answer processes up (`RAG_ANSWER_PROCESSES`); 0: answers are computed "
+        "in this process.",
+    )
 
 
 class RebuildAccepted(BaseModel):

@@ -39,6 +39,7 @@ async def ready(rt: RuntimeDep) -> Any:
         chunks=len(snap.data.chunks),
         model=rt.settings.model,
         watching=rt.watching,
+        answer_processes=rt.pool.live if rt.pool is not None else 0,
     )
 
 

@@ -21,7 +21,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from rag.assistant import Assistant, StreamEvent
 from rag.errors import RagError
-from rag.models import Answer, Passage, Query, SearchResult
+from rag.models import Answer, Passage, Query, SearchQuery, SearchResult
 from server.errors import error_responses, rag_error_type
 from server.middleware import request_id_of
 from server.runtime import Runtime, RuntimeDep
@@ -55,8 +55,8 @@ async def ask(body: AskRequest, request: Request, rt: RuntimeDep) -> Any:
     if stream is None:
         stream = "text/event-stream" in request.headers.get("accept", "")
     query = body.query()
-    if not stream and not uses_llm and not rt.batches_questions:
-        return json_response(await rt.compute(lambda: assistant.ask(query)))
+    if not stream and not uses_llm and (rt.pool is not None or not rt.batches_questions):
+        return Response(await rt.answer_json(query), media_type="application/json")
     vector, embed_ms = await rt.embed(question)
     if stream:
         return await _stream_answer(
@@ -79,6 +79,9 @@ async def search(body: SearchRequest, rt: RuntimeDep) -> Any:
     assistant = rt.ready()
     question = assistant.check_question(body.question)
     mode = body.mode or rt.settings.mode
+    found = await rt.search_json(SearchQuery.of(body, mode=mode))
+    if found is not None:
+        return Response(found, media_type="application/json")
     vector, embed_ms = await rt.embed(question) if mode != "bm25" else (None, 0.0)
     result = await rt.compute(lambda: assistant.search(body, mode=mode, query_vector=vector))
     if vector is not None:
