@@ -69,10 +69,11 @@ class AnswerProcessError(Exception):
 def pool_size(settings: Settings) -> int:
     """How many answer processes `rag serve` starts (`settings.answer_processes`).
 
-    `auto`: one per core up to `MAX_AUTO`, for the default engine (`onnx-int8`, which embeds one
-    question per call; other engines batch concurrent questions in the HTTP process instead),
-    and none with a single core, with `--workers` above 1 (those processes are the parallelism),
-    or with a Milvus Lite index (a file that one process at a time may open).
+    `auto`: one per core this process may use, up to `MAX_AUTO`, for the default engine
+    (`onnx-int8`, which embeds one question per call; other engines batch concurrent questions in
+    the HTTP process instead), and none with a single core, with `--workers` above 1 (those
+    processes are the parallelism), or with a Milvus Lite index (a file that one process at a
+    time may open).
     """
     from server.rebuild import milvus_lite
 
@@ -83,7 +84,8 @@ def pool_size(settings: Settings) -> int:
         return 0
     if wanted != "auto":
         return int(wanted)
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
     if settings.workers > 1 or settings.embed_backend != "onnx-int8" or cores < 2:
         return 0
     return min(cores, MAX_AUTO)
@@ -290,7 +292,10 @@ def _serve(settings: Settings, conn: Connection) -> None:
     from rag.memory import freeze_heap, limit_arenas, thaw_heap, trim_native_heap
     from server.runtime import open_assistant
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which closes the pipe
+    # Ctrl-C (or a TERM sent to the whole process group) is for the server: it stops, closes the
+    # pipe, and this process exits after its question; it is not replaced as if it had died
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     limit_arenas(2)
     logging.basicConfig(
         level=logging.WARNING, format="rag-answer[%(process)d]: %(levelname)s %(message)s"

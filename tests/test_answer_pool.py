@@ -164,7 +164,7 @@ def test_worker_errors_keep_their_kind() -> None:
 
 def test_auto_starts_answer_processes_only_where_they_help(tmp_path: Any) -> None:
     base = Settings(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0))
     assert pool_size(base) == (min(cores, 4) if cores > 1 else 0)
     assert pool_size(base.with_overrides(answer_processes=3)) == 3
     assert pool_size(base.with_overrides(answer_processes=0)) == 0
