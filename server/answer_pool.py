@@ -54,6 +54,9 @@ ASK, SEARCH = b"a", b"s"
 OK, FAILED, INTERNAL = b"0", b"1", b"2"
 READY = b"ready"
 MAX_AUTO = 4  # answer processes that "auto" starts at most (each holds the model and the index)
+# Above this many chunks "auto" starts none: each process would hold its own copy of the index's
+# tables and BM25 (≈ 850 MiB private at 1M chunks, see the README's million-chunk run).
+AUTO_MAX_CHUNKS = 250_000
 # Questions sent to a worker ahead of its answers. With 2 the next question already waits in its
 # pipe when it finishes one; with 1 it idled until the HTTP process got a core to send another
 # (21 % of the time under load on 2 cores, sampled with py-spy).
@@ -72,8 +75,8 @@ def pool_size(settings: Settings) -> int:
     `auto`: one per core this process may use, up to `MAX_AUTO`, for the default engine
     (`onnx-int8`, which embeds one question per call; other engines batch concurrent questions in
     the HTTP process instead), and none with a single core, with `--workers` above 1 (those
-    processes are the parallelism), or with a Milvus Lite index (a file that one process at a
-    time may open).
+    processes are the parallelism), with a live index above `AUTO_MAX_CHUNKS` (memory), or with
+    a Milvus Lite index (a file that one process at a time may open).
     """
     from server.rebuild import milvus_lite
 
@@ -88,7 +91,20 @@ def pool_size(settings: Settings) -> int:
     cores = cores or 1
     if settings.workers > 1 or settings.embed_backend != "onnx-int8" or cores < 2:
         return 0
+    if _live_chunks(settings) > AUTO_MAX_CHUNKS:
+        logger.info("no answer processes: the index is large (set RAG_ANSWER_PROCESSES to force)")
+        return 0
     return min(cores, MAX_AUTO)
+
+
+def _live_chunks(settings: Settings) -> int:
+    """Chunks in the live index version, from its manifest (0 when there is none yet)."""
+    from rag import store
+
+    if store.current_version(settings.index_dir) is None:
+        return 0
+    _, path = store.version_path(settings.index_dir)
+    return int(store.read_manifest(path).get("counts", {}).get("chunks", 0))
 
 
 @dataclass(eq=False)

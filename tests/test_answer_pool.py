@@ -7,6 +7,7 @@ mid-load costs no request, errors keep their HTTP status, and nothing outlives t
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -26,6 +27,7 @@ from rag.errors import QuestionError, RagError
 from rag.indexing import build_index
 from rag.settings import Settings
 from server.answer_pool import (
+    AUTO_MAX_CHUNKS,
     FAILED,
     INTERNAL,
     OK,
@@ -172,3 +174,23 @@ def test_auto_starts_answer_processes_only_where_they_help(tmp_path: Any) -> Non
     assert pool_size(base.with_overrides(embed_backend="torch")) == 0  # batched in-process
     lite = base.with_overrides(store="milvus", answer_processes=2)
     assert pool_size(lite) == 0  # a Milvus Lite file opens in one process only
+
+
+def test_auto_starts_none_for_a_large_index(seeds_settings: Settings, tmp_path: Any) -> None:
+    """Each answer process holds its own copy of the index's tables: above AUTO_MAX_CHUNKS
+    (read from the live version's manifest) auto starts none; an explicit number still counts."""
+    live = store.version_path(seeds_settings.index_dir)[1]
+    big = tmp_path / "index"
+    version = big / "versions" / live.name
+    version.mkdir(parents=True)
+    manifest = json.loads((live / "manifest.json").read_text())
+    assert 0 < manifest["counts"]["chunks"] <= AUTO_MAX_CHUNKS
+    seeds = seeds_settings.with_overrides(index_dir=live.parent.parent)
+    cores = len(os.sched_getaffinity(0))
+    assert pool_size(seeds) == (min(cores, 4) if cores > 1 else 0)
+    manifest["counts"]["chunks"] = AUTO_MAX_CHUNKS + 1
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    (big / "CURRENT").write_text(live.name)
+    large = seeds_settings.with_overrides(index_dir=big)
+    assert pool_size(large) == 0
+    assert pool_size(large.with_overrides(answer_processes=2)) == 2
