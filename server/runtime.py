@@ -5,9 +5,11 @@ at once and `/ready` says 503 until questions can be answered (`Runtime.ready()`
 for every other route). Model calls never run on the event loop: retrieval and answering run in
 a small CPU pool (`Runtime.compute`), and so does the embedding of a question when the engine
 embeds one text per call (`onnx-int8`, the default); other engines embed concurrent questions
-together (`server.batching`). A background task swaps in newer index versions (built by this
-server, by `--watch`, or by `rag index` in another process); each request keeps the snapshot it
-started with.
+together (`server.batching`). With answer processes (`server.answer_pool`, the default on a
+multi-core machine), extractive questions and searches go to them instead (`answer_json`,
+`search_json`), and to the CPU pool only when none is up. A background task swaps in newer
+index versions (built by this server, by `--watch`, or by `rag index` in another process); each
+request keeps the snapshot it started with.
 """
 
 from __future__ import annotations
