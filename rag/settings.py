@@ -146,9 +146,10 @@ class Settings(BaseSettings):
     )
     answer_processes: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = Field(
         "auto",
-        description="`rag serve` answers questions (`/v1/ask`, `/v1/search`) in this many "
-        "processes, each with its own model, index and GIL, first come first served; 0 = in the "
-        "HTTP process. auto: one per core up to 4 with `onnx-int8`, else 0.",
+        description="`rag serve` answers extractive questions (`/v1/ask`, `/v1/search`, chat) "
+        "in this many processes, each with its own model, index and GIL, first come first "
+        "served; 0 = in the HTTP process. auto: one per core up to 4 with `onnx-int8` and an "
+        "index up to 250k chunks, else 0.",
     )
     access_log: bool = Field(
         False, description="`rag serve` logs one line per request (uvicorn's access log)."

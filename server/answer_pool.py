@@ -1,5 +1,5 @@
-"""Answer processes: extractive answers and searches computed in worker processes, first come,
-first served.
+"""Answer processes: extractive answers (`/v1/ask`, `/v1/chat/completions`) and searches
+computed in worker processes, first come, first served.
 
 In one process the Python half of every question (retrieval, sentence scoring, the short answer:
 about 1 ms of the 4 a question costs) holds the GIL, so two cores never both run it; under load
@@ -24,7 +24,7 @@ Invariants:
   message (so the same HTTP status); any other failure is logged by the worker and raised here as
   `AnswerProcessError` (a 500 without internals).
 
-Messages on each worker's pipe: to the worker `kind (a|s) + version + "\\n" + JSON request`; back
+Messages on each worker's pipe: to the worker `kind (a|s|c) + version + "\\n" + JSON request`; back
 `0 + JSON result`, `1 + JSON {type, message, field}` (a RagError) or `2` (an internal failure);
 at start-up, `ready` or `failed:<reason>`.
 """
@@ -50,7 +50,7 @@ from rag.settings import Settings
 
 logger = logging.getLogger("server")
 
-ASK, SEARCH = b"a", b"s"
+ASK, SEARCH, ASK_WITH = b"a", b"s", b"c"  # ASK_WITH: {"query", "embed"}: embed another text
 OK, FAILED, INTERNAL = b"0", b"1", b"2"
 READY = b"ready"
 MAX_AUTO = 4  # answer processes that "auto" starts at most (each holds the model and the index)
@@ -228,7 +228,7 @@ class AnswerPool:
     # ------------------------------------------------------------------ dispatch
 
     async def call(self, kind: bytes, version: str, request: str) -> bytes | None:
-        """The JSON result of `kind` (ASK or SEARCH) for `request` (JSON) on index `version`,
+        """The JSON result of `kind` (ASK, ASK_WITH or SEARCH) for `request` (JSON) on `version`,
         from the first free worker; None when no worker could answer (answer in-process)."""
         if not self.live:
             return None
@@ -355,6 +355,10 @@ def _answer(assistant: Any, message: bytes) -> bytes:
             assistant.refresh()
         if kind == ASK:
             result = assistant.ask(Query.model_validate_json(body))
+        elif kind == ASK_WITH:  # a chat follow-up: retrieve with the turns around the question
+            data = json.loads(body)
+            vector = assistant.embed([data["embed"]])[0]
+            result = assistant.ask(Query.model_validate(data["query"]), query_vector=vector)
         else:
             result = assistant.search(SearchQuery.model_validate_json(body))
         return OK + result.model_dump_json().encode()

@@ -15,6 +15,7 @@ request keeps the snapshot it started with.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ from rag.assistant import Assistant
 from rag.memory import CacheStat, cache_stats, freeze_heap, thaw_heap, trim_native_heap
 from rag.models import Query, SearchQuery
 from rag.settings import Settings
-from server.answer_pool import ASK, SEARCH, AnswerPool, pool_size
+from server.answer_pool import ASK, ASK_WITH, SEARCH, AnswerPool, pool_size
 from server.batching import EmbeddingBatcher
 from server.errors import ApiError, public_reason
 from server.metrics import Metrics
@@ -178,16 +179,26 @@ class Runtime:
             pool.close()
             await anyio.to_thread.run_sync(pool.join)
 
-    async def answer_json(self, query: Query) -> bytes:
+    async def answer_json(self, query: Query, embed: str | None = None) -> bytes:
         """An extractive answer to `query` as JSON (the `Answer` model's): from an answer
-        process when there are any, else computed here in one trip to the CPU pool."""
+        process when there are any, else computed here in one trip to the CPU pool. With
+        `embed`, retrieval uses that text's vector instead of the question's (chat follow-ups)."""
         assistant = self.ready()
+        version = assistant.snapshot.version
         if self.pool is not None:
-            data = await self.pool.call(ASK, assistant.snapshot.version, query.model_dump_json())
+            if embed is None:
+                data = await self.pool.call(ASK, version, query.model_dump_json())
+            else:
+                request = json.dumps({"query": query.model_dump(mode="json"), "embed": embed})
+                data = await self.pool.call(ASK_WITH, version, request)
             if data is not None:
                 return data
-        answer = await self.compute(lambda: assistant.ask(query))
-        return answer.model_dump_json().encode()
+
+        def ask() -> bytes:
+            vector = None if embed is None else assistant.embed([embed])[0]
+            return assistant.ask(query, query_vector=vector).model_dump_json().encode()
+
+        return await self.compute(ask)
 
     async def search_json(self, query: SearchQuery) -> bytes | None:
         """Like `answer_json` for a search; None when there are no answer processes (the route

@@ -87,6 +87,33 @@ def test_answer_processes_answer_as_the_server_itself(
     assert _answer_processes() == []  # stopped with the server
 
 
+def test_chat_completions_are_answered_by_answer_processes(
+    seeds_settings: Settings, assistant: Assistant
+) -> None:
+    """The OpenAI-compatible route's extractive answers, a follow-up included (retrieved with
+    the turn before it), are the in-process server's, computed by an answer process."""
+    conversation = [  # "Who said so?" alone has no answer in the articles; after this, it has
+        {"role": "user", "content": "What is happening in Gaza according to the statement?"},
+        {"role": "assistant", "content": "The statement discussed current developments."},
+        {"role": "user", "content": "Who said so?"},
+    ]
+    bodies = [
+        {"model": "rag-extractive", "messages": conversation[:1]},
+        {"model": "rag-extractive", "messages": conversation},
+    ]
+
+    def content(data: dict[str, Any]) -> tuple[Any, ...]:
+        return data["choices"][0]["message"]["content"], data["citations"], data["abstained"]
+
+    with live_server(create_app(seeds_settings, assistant)) as base:
+        want = [content(httpx.post(f"{base}/v1/chat/completions", json=b).json()) for b in bodies]
+    with pooled_server(seeds_settings) as (base, pool):
+        got = [content(httpx.post(f"{base}/v1/chat/completions", json=b).json()) for b in bodies]
+        assert pool.answered == len(bodies)
+    assert got == want
+    assert not got[1][2] and got[1][1]  # the follow-up was retrieved with its context
+
+
 def test_a_killed_answer_process_costs_no_request(seeds_settings: Settings) -> None:
     """SIGKILL one worker while 8 clients ask: the questions it held are answered by the HTTP
     process, a new worker starts, and every request gets its answer."""

@@ -197,9 +197,13 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, rt: Ru
         filters=body.filters,
         answerer="llm" if uses_llm else "extractive",
     )
-    # A follow-up without an LLM is embedded with the turn before it (`server.chat`).
-    vector, _ = await rt.embed(plan.context or query.question)
     meta = _Meta(body, assistant.snapshot.version, turns)
+    if not body.stream and not uses_llm and (rt.pool is not None or not rt.batches_questions):
+        # as on /v1/ask: one trip to an answer process (or the CPU pool); a follow-up without
+        # an LLM is embedded with the turn before it (`server.chat`)
+        data = await rt.answer_json(query, embed=plan.context)
+        return _completion(Answer.model_validate_json(data), meta)
+    vector, _ = await rt.embed(plan.context or query.question)
     if body.stream:
         events = assistant.stream_ask(query, query_vector=vector)
         return await _stream(rt, events, meta, uses_llm, request_id_of(request.scope))
