@@ -61,7 +61,7 @@ from server.openai_schemas import (
     Usage,
     unsupported_param,
 )
-from server.runtime import Runtime, RuntimeDep, runtime_of
+from server.runtime import Runtime, RuntimeDep, close_events, runtime_of
 
 logger = logging.getLogger("server")
 STARTED = int(time.time())
@@ -286,8 +286,8 @@ async def _stream(
     await rt.compute(next, events)  # ("passages", ...): the chat format has no place for them
 
     async def body() -> AsyncIterator[str]:
-        yield meta.chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
         try:
+            yield meta.chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
             while (item := await rt.compute(next, events, None, blocking_io=uses_llm)) is not None:
                 kind, value = item
                 if kind == "delta" and value:
@@ -302,6 +302,8 @@ async def _stream(
                 converted = OpenAIError(500, "internal error", type_="server_error")
             yield _data(converted.body.model_dump())
             return
+        finally:
+            close_events(events)
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(

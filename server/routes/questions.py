@@ -24,7 +24,7 @@ from rag.errors import RagError
 from rag.models import Answer, Passage, Query, SearchQuery, SearchResult
 from server.errors import error_responses, rag_error_type
 from server.middleware import request_id_of
-from server.runtime import Runtime, RuntimeDep
+from server.runtime import Runtime, RuntimeDep, close_events
 from server.schemas import SSE_EVENT_SCHEMA, AskRequest, SearchRequest, error_body
 
 logger = logging.getLogger("server")
@@ -117,8 +117,8 @@ async def _stream_answer(
     first = await rt.compute(next, events)
 
     async def body() -> AsyncIterator[str]:
-        yield _sse_event(*first, embed_ms=embed_ms)
         try:
+            yield _sse_event(*first, embed_ms=embed_ms)
             while (item := await rt.compute(next, events, None, blocking_io=uses_llm)) is not None:
                 yield _sse_event(*item, embed_ms=embed_ms)
         except RagError as exc:
@@ -129,6 +129,8 @@ async def _stream_answer(
             yield _sse(
                 "error", error_body("internal_error", "internal error", request_id=request_id)
             )
+        finally:
+            close_events(events)
 
     return StreamingResponse(
         body(),
