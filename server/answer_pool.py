@@ -24,7 +24,7 @@ Invariants:
   message (so the same HTTP status); any other failure is logged by the worker and raised here as
   `AnswerProcessError` (a 500 without internals).
 
-Messages on each worker's pipe: to the worker `kind (a|s|c) + version + "\\n" + JSON request`; back
+Messages on each worker's pipe: to the worker `kind (a|s) + version + "\\n" + JSON request`; back
 `0 + JSON result`, `1 + JSON {type, message, field}` (a RagError) or `2` (an internal failure);
 at start-up, `ready` or `failed:<reason>`.
 """
@@ -50,7 +50,7 @@ from rag.settings import Settings
 
 logger = logging.getLogger("server")
 
-ASK, SEARCH, ASK_WITH = b"a", b"s", b"c"  # ASK_WITH: {"query", "embed"}: embed another text
+ASK, SEARCH = b"a", b"s"  # ASK: {"query", "embed"}: `embed`, if set, is retrieved with instead
 OK, FAILED, INTERNAL = b"0", b"1", b"2"
 READY = b"ready"
 MAX_AUTO = 4  # answer processes that "auto" starts at most (each holds the model and the index)
@@ -228,7 +228,7 @@ class AnswerPool:
     # ------------------------------------------------------------------ dispatch
 
     async def call(self, kind: bytes, version: str, request: str) -> bytes | None:
-        """The JSON result of `kind` (ASK, ASK_WITH or SEARCH) for `request` (JSON) on `version`,
+        """The JSON result of `kind` (ASK or SEARCH) for `request` (JSON) on index `version`,
         from the first free worker; None when no worker could answer (answer in-process)."""
         if not self.live:
             return None
@@ -353,11 +353,9 @@ def _answer(assistant: Any, message: bytes) -> bytes:
     try:
         if version != assistant.snapshot.version:
             assistant.refresh()
-        if kind == ASK:
-            result = assistant.ask(Query.model_validate_json(body))
-        elif kind == ASK_WITH:  # a chat follow-up: retrieve with the turns around the question
+        if kind == ASK:  # with `embed` (a chat follow-up), retrieved with the turns around it
             data = json.loads(body)
-            vector = assistant.embed([data["embed"]])[0]
+            vector = None if data["embed"] is None else assistant.embed([data["embed"]])[0]
             result = assistant.ask(Query.model_validate(data["query"]), query_vector=vector)
         else:
             result = assistant.search(SearchQuery.model_validate_json(body))

@@ -34,7 +34,7 @@ from rag.assistant import Assistant
 from rag.memory import CacheStat, cache_stats, freeze_heap, thaw_heap, trim_native_heap
 from rag.models import Query, SearchQuery
 from rag.settings import Settings
-from server.answer_pool import ASK, ASK_WITH, SEARCH, AnswerPool, pool_size
+from server.answer_pool import ASK, SEARCH, AnswerPool, pool_size
 from server.batching import EmbeddingBatcher
 from server.errors import ApiError, public_reason
 from server.metrics import Metrics
@@ -123,6 +123,12 @@ class Runtime:
         """
         return self.assistant is not None and not self.assistant.embedder.per_text
 
+    @property
+    def answers_in_one_trip(self) -> bool:
+        """Whether an extractive, non-streamed answer is computed in one trip (`answer_json`:
+        to an answer process, or to the CPU pool when questions are not batched)."""
+        return self.pool is not None or not self.batches_questions
+
     async def embed(self, question: str) -> Any:
         """The question's vector, batched with concurrent questions where that helps
         (`batches_questions`); and the milliseconds taken (queueing included) as
@@ -187,11 +193,8 @@ class Runtime:
         assistant = self.ready()
         version = assistant.snapshot.version
         if self.pool is not None:
-            if embed is None:
-                data = await self.pool.call(ASK, version, query.model_dump_json())
-            else:
-                request = json.dumps({"query": query.model_dump(mode="json"), "embed": embed})
-                data = await self.pool.call(ASK_WITH, version, request)
+            request = json.dumps({"query": query.model_dump(mode="json"), "embed": embed})
+            data = await self.pool.call(ASK, version, request)
             if data is not None:
                 return data
 

@@ -198,7 +198,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, rt: Ru
         answerer="llm" if uses_llm else "extractive",
     )
     meta = _Meta(body, assistant.snapshot.version, turns)
-    if not body.stream and not uses_llm and (rt.pool is not None or not rt.batches_questions):
+    if not body.stream and not uses_llm and rt.answers_in_one_trip:
         # as on /v1/ask: one trip to an answer process (or the CPU pool); a follow-up without
         # an LLM is embedded with the turn before it (`server.chat`)
         data = await rt.answer_json(query, embed=plan.context)

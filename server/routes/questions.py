@@ -55,7 +55,7 @@ async def ask(body: AskRequest, request: Request, rt: RuntimeDep) -> Any:
     if stream is None:
         stream = "text/event-stream" in request.headers.get("accept", "")
     query = body.query()
-    if not stream and not uses_llm and (rt.pool is not None or not rt.batches_questions):
+    if not stream and not uses_llm and rt.answers_in_one_trip:
         return Response(await rt.answer_json(query), media_type="application/json")
     vector, embed_ms = await rt.embed(question)
     if stream:
