@@ -1,6 +1,6 @@
 """Guess an article's title, source, dateline and date from its text: the `Document`.
 
-    make_document(doc_id, text, meta, sha256, stem) → Document
+    make_document(doc_id, text, meta, sha256, stem, meta_kind) → Document
 
 Invariants:
 - Only metadata is derived: `Document.text` is the normalised text exactly as given (its
@@ -12,17 +12,22 @@ Invariants:
   `(MENAFN- …)` source or `PLACE, Date (Agency) --` dateline is looked for only in the first
   `META_SCAN_CHARS` of the body, and a first-sentence title is at most `TITLE_MAX_CHARS`
   characters, cut at a word boundary and ended with "…".
-- A date is ISO `YYYY-MM-DD` or None: a partial or impossible date is no date, never a guess.
+- A date is ISO 8601 — `YYYY-MM-DD`, or `--MM-DD` when the year is not stated — or None, and
+  `date_source` says where it was found: the file's metadata (`meta_kind`: `front-matter` or
+  `html-meta`), the dateline, or a date stamp in the first sentences (`text`). The rules, the
+  order and when a dateline's missing year is inferred are `rag.article_dates`'. Nothing here
+  sees the file, so its mtime is never a date.
 - Sentences are split by `rag.sentences`, the chunker's own rules. Pure: no I/O, no state.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
+from dataclasses import dataclass
 
+from rag.article_dates import dateline_date, is_date_stamp, parse_date, text_date
 from rag.formats import collapse
-from rag.models import Document
+from rag.models import DateSource, Document
 from rag.sentences import split_sentences
 
 HEADLINE_MAX_CHARS = 150
@@ -37,36 +42,61 @@ _DATELINE = re.compile(
     r"(?:,\s*(?P<month>[A-Z][a-z]{2,8})\.?\s+(?P<day>\d{1,2})(?:,\s*(?P<year>\d{4}))?)?)"
     r"\s*\((?P<agency>[^()\n]{1,40})\)\s*(?:--|-|–|—)\s+"
 )
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        ("jan january", "feb february", "mar march", "apr april", "may", "jun june",
-         "jul july", "aug august", "sep sept september", "oct october", "nov november",
-         "dec december"),
-        start=1,
-    )
-    for name in names.split()
-}  # fmt: skip
 
 
-def make_document(doc_id: str, text: str, meta: dict[str, str], sha: str, stem: str) -> Document:
-    """Explicit metadata (front matter, HTML title) wins over what is guessed from the prose."""
+def make_document(
+    doc_id: str,
+    text: str,
+    meta: dict[str, str],
+    sha: str,
+    stem: str,
+    meta_kind: DateSource = "front-matter",
+) -> Document:
+    """Explicit metadata (front matter, HTML title and date) wins over what is guessed from the
+    prose. `meta_kind` is where `meta` came from: the source of a date it states."""
     headline, body = _split_headline(text)
-    source, dateline, date, lead = _detect_dateline(body)
-    title = meta.get("title") or headline or _first_sentence_title(lead) or stem
+    found = _detect_dateline(body)
+    title = meta.get("title") or headline or _first_sentence_title(found.lead) or stem
+    date, date_source = _date(meta, meta_kind, found)
     return Document(
         id=doc_id,
         title=collapse(title),
-        source=meta.get("source") or source,
-        date=(_parse_date(meta["date"]) if meta.get("date") else None) or date,
-        dateline=dateline,
+        source=meta.get("source") or found.source,
+        date=date,
+        dateline=found.dateline,
         text=text,
         sha256=sha,
+        date_source=date_source,
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Opening:
+    """What the start of the body says: `(MENAFN- X)` / `PLACE, Date (Agency) --` prefixes."""
+
+    source: str | None
+    dateline: str | None
+    date: str | None  # the dateline's date (ISO, or --MM-DD), see rag.article_dates
+    lead: str  # the first paragraph without those prefixes (a first-sentence title's)
+    rest: str  # the body after those prefixes (where a date stamp is looked for)
+
+
+def _date(
+    meta: dict[str, str], meta_kind: DateSource, found: _Opening
+) -> tuple[str | None, DateSource | None]:
+    """The first of: the stated date, the dateline's, a date stamp in the first sentences."""
+    stated = parse_date(meta["date"]) if meta.get("date") else None
+    if stated:
+        return stated, meta_kind
+    if found.date:
+        return found.date, "dateline"
+    stamped = text_date(found.rest)
+    return (stamped, "text") if stamped else (None, None)
+
+
 def _split_headline(text: str) -> tuple[str | None, str]:
-    """Separate a headline line from the body; the body is where datelines are looked for."""
+    """Separate a headline line from the body; the body is where datelines are looked for.
+    A line that is only a date ("9 February 2024") is not a headline."""
     first, _, rest = text.partition("\n")
     first = first.strip()
     if len(first) > HEADLINE_MAX_CHARS:
@@ -74,19 +104,16 @@ def _split_headline(text: str) -> tuple[str | None, str]:
     heading = _HEADING.match(first)
     if heading:
         return heading["title"].strip(), rest
-    if first and not first.endswith(".") and rest.startswith("\n"):
+    if first and not first.endswith(".") and rest.startswith("\n") and not is_date_stamp(first):
         return first, rest
     return None, text
 
 
-def _detect_dateline(body: str) -> tuple[str | None, str | None, str | None, str]:
-    """Find `(MENAFN- X)` and `PLACE, Date (Agency) --` near the start of the body.
-
-    Returns source, dateline, ISO date and the first paragraph with those prefixes removed,
-    which is what a first-sentence title is cut from.
-    """
+def _detect_dateline(body: str) -> _Opening:
+    """Find `(MENAFN- X)` and `PLACE, Date (Agency) --` near the start of the body."""
     source = dateline = date = None
-    lines = body.lstrip()[:META_SCAN_CHARS].split("\n")
+    start = body.lstrip()
+    lines = start[:META_SCAN_CHARS].split("\n")
     offset = 0
     for line in lines:
         if not line.strip():
@@ -100,18 +127,20 @@ def _detect_dateline(body: str) -> tuple[str | None, str | None, str | None, str
         if match:
             source = source or match["agency"].strip()
             dateline = match["dateline"].strip()
-            if match["year"]:
-                date = _parse_date(f"{match['month']} {match['day']}, {match['year']}")
+            rest = start[offset + match.end() :]
+            date = dateline_date(match["month"], match["day"], match["year"], rest)
             pos = match.end()
         if source:
-            lead = body.lstrip()[offset + pos :].split("\n", 1)[0]
-            return source, dateline, date, lead
+            rest = start[offset + pos :]
+            return _Opening(source, dateline, date, rest.split("\n", 1)[0], rest)
         offset += len(line) + 1
-    return None, None, None, _first_paragraph(body)
+    return _Opening(None, None, None, _first_paragraph(body), body)
 
 
 def _first_paragraph(body: str) -> str:
-    return next((line for line in body.split("\n") if line.strip()), "")
+    """The first non-blank line that is not only a date (a date line is no title)."""
+    lines = (line for line in body.split("\n") if line.strip() and not is_date_stamp(line))
+    return next(lines, "")
 
 
 def _first_sentence_title(lead: str) -> str:
@@ -125,24 +154,3 @@ def _first_sentence_title(lead: str) -> str:
     if sentence[TITLE_MAX_CHARS - 1] != " " and " " in cut:
         cut = cut.rsplit(" ", 1)[0]
     return cut.rstrip(" ,;:-–—") + "…"
-
-
-def _parse_date(value: str) -> str | None:
-    """Accept ISO dates and "Month Day, Year" / "Day Month Year"; anything partial is no date."""
-    value = value.strip()
-    try:
-        return dt.date.fromisoformat(value[:10]).isoformat()
-    except ValueError:
-        pass
-    words = re.findall(r"[A-Za-z]+|\d+", value)
-    if len(words) != 3:
-        return None
-    month = next((_MONTHS.get(w.lower()) for w in words if w.isalpha()), None)
-    numbers = [int(w) for w in words if w.isdigit()]
-    if month is None or len(numbers) != 2:
-        return None
-    day, year = (numbers[0], numbers[1]) if numbers[1] > 31 else (numbers[1], numbers[0])
-    try:
-        return dt.date(year, month, day).isoformat()
-    except ValueError:
-        return None

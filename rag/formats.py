@@ -1,7 +1,7 @@
 """Turn an article file's decoded text into plain text plus the metadata it states.
 
     split_front_matter(markdown) → (body, {key: value})
-    html_to_text(html) → (text, {"title": …} or {})
+    html_to_text(html) → (text, {"title": …, "date": …}, each only when found)
     normalise_document_text(text) → the text every stored character offset refers to
 
 Invariants:
@@ -13,8 +13,13 @@ Invariants:
 - HTML keeps the readable article: `_DROP_TAGS` (scripts, styles, head, nav, footer…),
   comments and declarations go; block elements become paragraph or line breaks (a paragraph
   wins where breaks meet); whitespace is collapsed except inside `<pre>`. The title is the
-  first `<h1>` left after dropping, else `<title>`. The private-use characters U+E000–U+E002
-  mark breaks internally, so any already in the input are turned into spaces first.
+  first `<h1>` left after dropping, else `<title>`. The date (ISO 8601, see
+  `rag.article_dates`) is the first that parses of the page's `<meta>` dates, in the order of
+  `_META_DATES` (`article:published_time` first), else of its `<time>` elements left after
+  dropping: one marked as the publication time (`pubdate`, `itemprop="datePublished"`) first,
+  then the first outside the prose (`<p>`, `<li>`, quotes and tables date events, not the page);
+  `datetime` or else the element's text. The private-use characters U+E000–U+E002 mark breaks
+  internally, so any already in the input are turned into spaces first.
 - `normalise_document_text` is the one normalisation: NFC, CRLF and CR become LF, other control
   characters except tab and newline become spaces, and the ends are stripped.
 - Parsers raise on input they cannot handle; `rag.loading` turns that into one `LoadWarning`
@@ -25,6 +30,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
+
+from rag.article_dates import parse_date
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
 
@@ -80,11 +88,15 @@ def html_to_text(html: str) -> tuple[str, dict[str, str]]:
     html = html.replace(_LINE, " ").replace(_PARA, " ").replace(_BR, " ")
     soup = BeautifulSoup(html, "html.parser")
     page_title = collapse(soup.title.get_text(" ")) if soup.title is not None else ""
+    date = _meta_date(soup)  # before <head> goes
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
     h1 = soup.find("h1")  # looked up after dropping <nav> etc., where site logos live
     title = collapse(h1.get_text(" ")) if h1 is not None else ""
     meta = {"title": title or page_title} if title or page_title else {}
+    date = date or _time_date(soup)
+    if date:
+        meta["date"] = date
     junk = (Comment, Declaration, Doctype, ProcessingInstruction)
     for node in soup.find_all(string=lambda s: isinstance(s, junk)):
         node.extract()
@@ -104,6 +116,48 @@ def html_to_text(html: str) -> tuple[str, dict[str, str]]:
     text = _BREAK_RUN.sub(_break_for, soup.get_text())
     text = re.sub(r"(?<=\S) {2,}", " ", text)  # spaces where text nodes meet; keeps <pre> indents
     return re.sub(r"[ \t]+\n", "\n", text), meta
+
+
+# <meta> keys (property, name or itemprop; any case) that state the publication date, best first.
+_META_DATES = (
+    "article:published_time", "og:article:published_time", "datepublished", "date",
+    "pubdate", "publishdate", "publication_date", "dc.date.issued", "dc.date", "dcterms.issued",
+    "dcterms.date",
+)  # fmt: skip
+_PROSE_TAGS = ["p", "li", "blockquote", "q", "td", "th", "dd"]
+
+
+def _attr(tag: Any, name: str) -> str:
+    value = tag.get(name)
+    return " ".join(value) if isinstance(value, list) else (value or "")
+
+
+def _meta_date(soup: Any) -> str | None:
+    """The best-ranked `<meta>` publication date that parses."""
+    found: dict[str, str] = {}
+    for tag in soup.find_all("meta"):
+        for key_attr in ("property", "name", "itemprop"):
+            key = _attr(tag, key_attr).strip().lower()
+            if key in _META_DATES and key not in found:
+                date = parse_date(_attr(tag, "content"))
+                if date:
+                    found[key] = date
+    return next((found[k] for k in _META_DATES if k in found), None)
+
+
+def _time_date(soup: Any) -> str | None:
+    """A `<time>` marked as the publication time, else the first one outside the prose."""
+    times = soup.find_all("time")
+    marked = [
+        t for t in times
+        if t.has_attr("pubdate") or _attr(t, "itemprop").lower() == "datepublished"
+    ]  # fmt: skip
+    unmarked = [t for t in times if t.find_parent(_PROSE_TAGS) is None]
+    for tag in marked + unmarked:
+        date = parse_date(_attr(tag, "datetime") or tag.get_text(" "))
+        if date:
+            return date
+    return None
 
 
 def _break_for(match: re.Match[str]) -> str:

@@ -7,7 +7,8 @@ than an exception — one broken article must not stop a corpus from being index
 
 This module finds, stats, hashes and reads the files (symlinks vetted, binaries and bad UTF-8
 caught); turning a file's text into plain text is `rag.formats`, and guessing its title,
-source, dateline and date is `rag.article_meta`.
+source, dateline and date is `rag.article_meta`. A file's stat (mtime included) only decides
+whether it must be read again, never any metadata: an article without a stated date has none.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from rag.article_meta import make_document
 from rag.errors import CorpusError
 from rag.formats import html_to_text, normalise_document_text, split_front_matter
-from rag.models import Document, LoadWarning
+from rag.models import DateSource, Document, LoadWarning
 
 logger = logging.getLogger(__name__)
 
@@ -218,9 +219,11 @@ def _load(path: Path, seeds_dir: Path) -> tuple[Document | None, list[LoadWarnin
 
     suffix = path.suffix.lower()
     meta: dict[str, str] = {}
+    meta_kind: DateSource = "front-matter"
     try:
         if suffix in HTML_EXTENSIONS:
             text, meta = html_to_text(text)
+            meta_kind = "html-meta"
         elif suffix in MARKDOWN_EXTENSIONS:
             text, meta = split_front_matter(text)
     except Exception as exc:  # a parser bug on one odd file must not stop the whole corpus
@@ -231,7 +234,8 @@ def _load(path: Path, seeds_dir: Path) -> tuple[Document | None, list[LoadWarnin
 
     for warning in warnings:
         logger.warning("%s", warning)
-    document = make_document(doc_id, text, meta, hashlib.sha256(raw).hexdigest(), path.stem)
+    sha = hashlib.sha256(raw).hexdigest()
+    document = make_document(doc_id, text, meta, sha, path.stem, meta_kind)
     return document, warnings
 
 

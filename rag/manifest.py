@@ -1,9 +1,10 @@
 """What an index version records about itself, and which settings force a rebuild.
 
-`settings_fingerprint` lists the settings that shape chunks and vectors: any difference from
-the live manifest re-embeds everything. `store_record` says where the dense index lives (FAISS
-files or a Milvus collection): a difference rebuilds the engines from the stored vectors.
-`dense_kind` picks the dense index by size. `make_manifest` is the manifest a build writes.
+`settings_fingerprint` lists the settings that shape chunks and vectors, and the version of the
+metadata stored with each document: any difference from the live manifest re-embeds
+everything. `store_record` says where the dense index lives (FAISS files or a Milvus
+collection): a difference rebuilds the engines from the stored vectors. `dense_kind` picks the
+dense index by size. `make_manifest` is the manifest a build writes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 CHUNKER_VERSION = 2  # 2: sentence splitting of text without capitals
 EMBED_VERSION = 4  # 2: onnx-int8 one text per call; 3: its feed-forward outputs stay float32;
 # 4: those outputs blockwise 8-bit instead
+META_VERSION = 2  # the metadata stored with each document (rag.article_meta); 2: dates without
+# a year (--MM-DD), HTML and text dates, and date_source. A kept document's row is copied from
+# the previous version, so a change here must rebuild to re-derive it for every article.
 
 
 def settings_fingerprint(settings: Settings) -> dict[str, Any]:
@@ -33,6 +37,7 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
         "chunk_overlap": settings.chunk_overlap,
         "chunker_version": CHUNKER_VERSION,
         "lexical_version": LEXICAL_VERSION,
+        "meta_version": META_VERSION,
     }
 
 

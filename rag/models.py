@@ -15,6 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["dense", "bm25", "hybrid"]
 AnswererName = Literal["extractive", "llm"]
+# Where an article's date was found (see rag.article_dates); a file's mtime is never one.
+DateSource = Literal["front-matter", "html-meta", "dateline", "text"]
+DATE_DESCRIPTION = (
+    "The article's date, ISO 8601: YYYY-MM-DD, or --MM-DD when the article states the month "
+    'and day but not the year (e.g. the dateline "CAIRO, Feb 9 (KUNA)"); null when it states '
+    "none."
+)
+DATE_SOURCE_DESCRIPTION = (
+    "Where the date was found: front-matter, html-meta (article:published_time, "
+    "<meta name=date>, <time>), dateline, or text (a date stamp in the first sentences); null "
+    "when there is no date."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +36,11 @@ class Document:
     id: str  # path relative to the seeds directory, POSIX separators
     title: str
     source: str | None  # publisher / agency, e.g. "Tasnim", "Kuwait News Agency (KUNA)"
-    date: str | None  # ISO date (YYYY-MM-DD) when the article states a full date
+    date: str | None  # ISO 8601: YYYY-MM-DD, or --MM-DD when the year is not stated
     dateline: str | None  # raw dateline as written, e.g. "CAIRO, Feb 9"
     text: str
     sha256: str  # of the raw file bytes
+    date_source: DateSource | None = None  # where `date` was found; None when there is none
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +78,14 @@ class Filters(BaseModel):
         default=None,
         description="Only documents whose source contains one of these (case-insensitive).",
     )
-    date_from: dt.date | None = Field(default=None, description="Only documents dated on or after.")
-    date_to: dt.date | None = Field(default=None, description="Only documents dated on or before.")
+    date_from: dt.date | None = Field(
+        default=None,
+        description="Only documents dated on or after (a date without its year never matches).",
+    )
+    date_to: dt.date | None = Field(
+        default=None,
+        description="Only documents dated on or before (a date without its year never matches).",
+    )
 
     def is_empty(self) -> bool:
         return not (self.doc_ids or self.sources or self.date_from or self.date_to)
@@ -112,7 +131,8 @@ class Passage(BaseModel):
     doc_id: str
     title: str
     source: str | None = None
-    date: str | None = None
+    date: str | None = Field(None, description=DATE_DESCRIPTION)
+    date_source: DateSource | None = Field(None, description=DATE_SOURCE_DESCRIPTION)
     start: int
     end: int
     text: str
@@ -130,10 +150,23 @@ class Citation(BaseModel):
     doc_id: str
     title: str
     source: str | None = None
+    date: str | None = Field(None, description=DATE_DESCRIPTION)
+    date_source: DateSource | None = Field(None, description=DATE_SOURCE_DESCRIPTION)
     start: int
     end: int
     quote: str
     score: float
+
+    def dated(self, passages: list[Passage]) -> Citation:
+        """This citation with its document's date and date source, taken from a passage of the
+        same document (every citation quotes a retrieved passage's document); unchanged when it
+        has a date source already or no passage is of its document."""
+        if self.date_source is not None:
+            return self
+        for p in passages:
+            if p.doc_id == self.doc_id:
+                return self.model_copy(update={"date": p.date, "date_source": p.date_source})
+        return self
 
 
 class ShortAnswer(BaseModel):
@@ -193,8 +226,10 @@ class AnswerDraft:
     def to_answer(
         self, question: str, passages: list[Passage], mode: Mode, timings: dict[str, float]
     ) -> Answer:
-        """The user-facing Answer: this draft plus what the assistant knows about the request."""
+        """The user-facing Answer: this draft plus what the assistant knows about the request.
+        Citations get their document's date and date source here, for every answerer."""
         fields = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        fields["citations"] = [c.dated(passages) for c in self.citations]
         return Answer(question=question, passages=passages, mode=mode, timings=timings, **fields)
 
 

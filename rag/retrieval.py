@@ -6,7 +6,6 @@ a consistent view while a newer version is loaded beside it.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import math
 import weakref
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rag import store
+from rag.article_dates import full_date
 from rag.engines import DenseIndex, LexicalIndex, RowFilter
 from rag.lexical import tokenize
 from rag.models import Chunk, Document, Filters, Mode, Passage
@@ -135,9 +135,9 @@ def row_filter(snap: Snapshot, filters: Filters | None) -> RowFilter | None:
         if sources and not (doc.source and any(s in doc.source.lower() for s in sources)):
             continue
         if filters.date_from or filters.date_to:
-            if not doc.date:
+            day = full_date(doc.date)  # None: undated, or no year (cannot be compared)
+            if day is None:
                 continue
-            day = dt.date.fromisoformat(doc.date)
             if filters.date_from and day < filters.date_from:
                 continue
             if filters.date_to and day > filters.date_to:
@@ -259,6 +259,7 @@ def merge_passages(
                 title=doc.title,
                 source=doc.source,
                 date=doc.date,
+                date_source=doc.date_source,
                 start=start,
                 end=end,
                 text=doc.text[start:end],

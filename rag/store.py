@@ -216,7 +216,7 @@ def remove_stale(index_dir: Path, keep: int) -> None:
 TABLES_SCHEMA = """
 CREATE TABLE documents (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, date TEXT,
-    dateline TEXT, text TEXT NOT NULL, sha256 TEXT NOT NULL);
+    dateline TEXT, text TEXT NOT NULL, sha256 TEXT NOT NULL, date_source TEXT);
 CREATE TABLE chunks (
     row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL,
     ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
@@ -227,6 +227,23 @@ CREATE TABLE sentences (
 """
 
 
+def document_row(d: Document) -> tuple[str | None, ...]:
+    """A document as a row of the documents table (its columns' order)."""
+    return (d.id, d.title, d.source, d.date, d.dateline, d.text, d.sha256, d.date_source)
+
+
+def select_documents(con: sqlite3.Connection, where: str = "ORDER BY id") -> str:
+    """The query for documents rows in `Document`'s field order. A version written before
+    `date_source` existed has no such column: it reads as NULL (the next build re-derives it,
+    see `rag.manifest.META_VERSION`)."""
+    columns = {r[1] for r in con.execute("PRAGMA table_info(documents)")}
+    date_source = "date_source" if "date_source" in columns else "NULL"
+    return (
+        f"SELECT id, title, source, date, dateline, text, sha256, {date_source} "
+        f"FROM documents {where}"
+    )
+
+
 def _write_tables(
     path: Path, documents: list[Document], chunks: list[Chunk], sentences: SentenceTable
 ) -> None:
@@ -234,8 +251,7 @@ def _write_tables(
     try:
         con.executescript(TABLES_SCHEMA)
         con.executemany(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?)",
-            [(d.id, d.title, d.source, d.date, d.dateline, d.text, d.sha256) for d in documents],
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)", [document_row(d) for d in documents]
         )
         con.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
@@ -302,21 +318,7 @@ def read_data(path: Path) -> IndexData:
     try:
         con = sqlite3.connect(f"file:{path / 'tables.sqlite'}?mode=ro", uri=True)
         try:
-            docs = [
-                Document(
-                    id=r[0],
-                    title=r[1],
-                    source=r[2],
-                    date=r[3],
-                    dateline=r[4],
-                    text=r[5],
-                    sha256=r[6],
-                )
-                for r in con.execute(
-                    "SELECT id, title, source, date, dateline, text, sha256 FROM documents "
-                    "ORDER BY id"
-                )
-            ]
+            docs = [Document(*r) for r in con.execute(select_documents(con))]
             texts = {d.id: d.text for d in docs}
             chunks = [
                 Chunk(

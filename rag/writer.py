@@ -66,6 +66,7 @@ class PreviousVersion:
             self.sentence_vectors = NpyReader(path / "sentence_vectors.npy")
             n_chunks = self.con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             n_sent = self.con.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
+            self._document_query = store.select_documents(self.con, "WHERE id = ?")
         except (OSError, ValueError, sqlite3.Error) as exc:
             raise IndexStoreError(
                 f"index at {path} is unreadable ({exc.__class__.__name__})"
@@ -78,11 +79,7 @@ class PreviousVersion:
         return {r[0]: (int(r[1]), int(r[2])) for r in self.con.execute(q)}
 
     def document(self, doc_id: str) -> Document:
-        r = self.con.execute(
-            "SELECT id, title, source, date, dateline, text, sha256 FROM documents WHERE id = ?",
-            (doc_id,),
-        ).fetchone()
-        return Document(*r)
+        return Document(*self.con.execute(self._document_query, (doc_id,)).fetchone())
 
     def chunk_rows_of(self, doc_id: str) -> list[tuple[Any, ...]]:
         return _chunk_rows_of(self.con, doc_id)
@@ -166,10 +163,7 @@ class VersionWriter:
         self.term_ids.append(np.array(ids, np.int32))
 
     def _add_document(self, d: Document) -> None:
-        self.con.execute(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?)",
-            (d.id, d.title, d.source, d.date, d.dateline, d.text, d.sha256),
-        )
+        self.con.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)", store.document_row(d))
         self.documents[d.id] = d.sha256
 
     def _add_chunks(self, chunks: Iterable[Chunk]) -> None:

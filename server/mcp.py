@@ -29,6 +29,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, ValidationError
 
+from rag.article_dates import full_date
 from rag.errors import RagError
 from rag.models import Answer, Document, Filters, SearchResult
 from rag.settings import Settings
@@ -48,7 +49,8 @@ INSTRUCTIONS = (
     "Questions about a folder of news articles, answered with exact citations. Use `ask` for "
     "an answer (every [n] marker cites document.text[start:end] == quote), `search_articles` "
     "for ranked passages, `list_documents` to browse, `get_document` to read a document or a "
-    "cited span (pass the citation's start and end)."
+    "cited span (pass the citation's start and end). Dates are ISO 8601; --MM-DD is a date "
+    "whose year the article does not state, and date_source says where a date was found."
 )
 
 
@@ -117,7 +119,8 @@ def _answer_text(answer: Answer) -> str:
     if short:
         lines.insert(0, f"Short answer: {short}\n")
     for c in answer.citations:
-        lines.append(f'[{c.n}] {c.doc_id} [{c.start}:{c.end}] "{c.quote}"')
+        dated = f" {_date_text(c.date, c.date_source)}" if c.date else ""
+        lines.append(f'[{c.n}] {c.doc_id} [{c.start}:{c.end}]{dated} "{c.quote}"')
     return "\n".join(lines)
 
 
@@ -125,7 +128,8 @@ def _search_text(result: SearchResult) -> str:
     if not result.passages:
         return "No passages found."
     return "\n\n".join(
-        f"{p.rank}. {p.title} ({p.doc_id} [{p.start}:{p.end}], score {p.score:.3f})\n{p.text}"
+        f"{p.rank}. {p.title} ({p.doc_id} [{p.start}:{p.end}], {_date_text(p.date, p.date_source)}"
+        f", score {p.score:.3f})\n{p.text}"
         for p in result.passages
     )
 
@@ -133,10 +137,19 @@ def _search_text(result: SearchResult) -> str:
 def _page_text(page: DocumentPage) -> str:
     head = f"{page.total} documents match; showing {len(page.items)} from offset {page.offset}."
     rows = [
-        f"- {d.id}: {d.title} ({d.source or 'unknown source'}, {d.date or 'undated'})"
+        f"- {d.id}: {d.title} ({d.source or 'unknown source'}, {_date_text(d.date, d.date_source)})"
         for d in page.items
     ]
     return "\n".join([head, *rows])
+
+
+def _date_text(date: str | None, source: str | None) -> str:
+    """A date for people: `2024-02-09 (dateline)`, `--02-09, year not stated (dateline)`,
+    `undated`."""
+    if not date:
+        return "undated"
+    partial = ", year not stated" if date.startswith("--") else ""
+    return f"{date}{partial} ({source})" if source else f"{date}{partial}"
 
 
 def _span_text(span: DocumentSpan) -> str:
@@ -214,7 +227,8 @@ def _list_filter(
     date_to: dt.date | None,
     title_contains: str | None,
 ) -> list[Document]:
-    """The documents matching every given condition (an undated one fails any date bound)."""
+    """The documents matching every given condition (an undated one, or one dated without its
+    year, fails any date bound)."""
 
     def keep(d: Document) -> bool:
         if source and source.lower() not in (d.source or "").lower():
@@ -223,9 +237,9 @@ def _list_filter(
             return False
         if not (date_from or date_to):
             return True
-        if not d.date:
+        day = full_date(d.date)
+        if day is None:
             return False
-        day = dt.date.fromisoformat(d.date)
         return not ((date_from and day < date_from) or (date_to and day > date_to))
 
     return [d for d in docs if keep(d)]

@@ -164,6 +164,8 @@ class ChatCitation(BaseModel):
     doc_id: str
     title: str
     source: str | None = None
+    date: str | None = None
+    date_source: str | None = None
     start: int
     end: int
     quote: str

@@ -14,7 +14,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from rag.models import BuildReport, Document, Query, SearchQuery
+from rag.models import (
+    DATE_DESCRIPTION,
+    DATE_SOURCE_DESCRIPTION,
+    BuildReport,
+    DateSource,
+    Document,
+    Query,
+    SearchQuery,
+)
 
 
 class _HttpQuestion(BaseModel):
@@ -80,7 +88,8 @@ class DocumentInfo(BaseModel):
     id: str = Field(description="Path relative to the seeds folder; an opaque key over HTTP.")
     title: str
     source: str | None = None
-    date: str | None = Field(None, description="ISO date when the article states one.")
+    date: str | None = Field(None, description=DATE_DESCRIPTION)
+    date_source: DateSource | None = Field(None, description=DATE_SOURCE_DESCRIPTION)
     dateline: str | None = None
     length: int = Field(description="Characters of normalised text.")
     sha256: str
@@ -92,6 +101,7 @@ class DocumentInfo(BaseModel):
             title=doc.title,
             source=doc.source,
             date=doc.date,
+            date_source=doc.date_source,
             dateline=doc.dateline,
             length=len(doc.text),
             sha256=doc.sha256,

@@ -58,7 +58,7 @@ def test_filter_expression_translates_each_filter() -> None:
     )
     assert filter_expression(f) == (
         'doc_id in ["a \\"b\\".txt", "c.txt"] and (source_lc like "%kuna%") and '
-        'date != "" and date >= "2024-01-05" and date <= "2024-02-01"'
+        'date >= "0" and date >= "2024-01-05" and date <= "2024-02-01"'
     )
     assert filter_expression(Filters()) == ""
 

@@ -174,7 +174,9 @@ def test_documents_paging(client: httpx.Client) -> None:
     ids = [d["id"] for d in page["items"] + rest["items"]]
     assert ids == sorted(ids) and len(set(ids)) == 3
     first = page["items"][0]
-    assert set(first) == {"id", "title", "source", "date", "dateline", "length", "sha256"}
+    assert set(first) == {
+        "id", "title", "source", "date", "date_source", "dateline", "length", "sha256"
+    }  # fmt: skip
     doc = client.get(f"/v1/documents/{first['id']}").json()
     assert len(doc["text"]) == first["length"] and doc["sha256"] == first["sha256"]
     assert client.get("/v1/documents", params={"limit": 0}).status_code == 422

@@ -174,7 +174,7 @@ def filter_expression(filters: Filters) -> str:
         likes = [f"source_lc like {_str('%' + s.lower() + '%')}" for s in filters.sources]
         parts.append("(" + " or ".join(likes) + ")")
     if filters.date_from or filters.date_to:
-        parts.append('date != ""')
+        parts.append('date >= "0"')  # a full date: not "" (undated) nor "--MM-DD" (no year)
     if filters.date_from:
         parts.append(f"date >= {_str(filters.date_from.isoformat())}")
     if filters.date_to:

@@ -115,7 +115,7 @@ export function renderPassages(passages, abstained, on) {
           el("span", { class: "score-bar", "data-w": width, "aria-hidden": "true" }),
           sub.length ? ` (${sub.join(", ")})` : ""),
       ),
-      el("p", { class: "meta", text: [p.source, p.date, p.doc_id].filter(Boolean).join(" · ") }),
+      el("p", { class: "meta", text: [p.source, p.date && fmt.date(p.date), p.doc_id].filter(Boolean).join(" · ") }),
       el("p", { class: "passage-text", text: p.text }));
   });
   $("passages").replaceChildren(...items);

@@ -47,7 +47,7 @@ function renderDocuments(data, q, page) {
       el("button", { type: "button", class: "link", onclick: () => openDocument(d.id) }, d.title),
       el("span", { class: "doc-id", text: d.id })),
     el("td", { "data-label": "Source", text: d.source || "–" }),
-    el("td", { class: "date", "data-label": "Date", text: d.date || "–" }),
+    el("td", { class: "date", "data-label": "Date", text: fmt.date(d.date) }),
     el("td", { class: "num", "data-label": "Size", text: sizeText(d.length) })));
   if (!rows.length) {
     rows.push(el("tr", {}, el("td", { colspan: "4", text: q ? `No documents match “${q}”.` : "The index has no documents." })));

@@ -37,7 +37,21 @@ export function add(node, children) {
   return node;
 }
 
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const DATE_SOURCES = { "front-matter": "front matter", "html-meta": "page metadata",
+  dateline: "dateline", text: "article text" };
+
+/** An article date (ISO 8601; "--MM-DD" has no year) for people, with where it was found. */
+function formatDate(iso, source, missing = "–") {
+  if (!iso) return missing;
+  const partial = /^--(\d\d)-(\d\d)$/.exec(iso);
+  const text = partial
+    ? `${Number(partial[2])} ${MONTHS[Number(partial[1]) - 1]}, year not stated` : iso;
+  return source && DATE_SOURCES[source] ? `${text} (from the ${DATE_SOURCES[source]})` : text;
+}
+
 export const fmt = {
+  date: formatDate,
   int: (n) => Number(n).toLocaleString("en"),
   score: (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(3)),
   ms: (x) => (x >= 100 ? `${Math.round(x)} ms` : `${Number(x).toFixed(1)} ms`),

@@ -23,7 +23,7 @@ export function makeViewer(root, placeholderText, onClose) {
       "aria-label": "Close the article", onclick: close }, "×");
     const about = [
       ["Source", doc.source || "not stated"],
-      ["Date", doc.date || "not stated"],
+      ["Date", fmt.date(doc.date, doc.date_source, "not stated")],
       doc.dateline ? ["Dateline", doc.dateline] : null,
       ["Document", el("code", { text: doc.id })],
       ["Length", `${fmt.int(text.length)} characters`],
