@@ -6,7 +6,7 @@
 Builds a corpus of one .txt file per CSV row (×repeat with distinct ids), then, per run:
 a full build (model already loaded, as in a server), `model.encode` on the same chunk texts
 with the same batch size, one changed article (in-process and via the `rag index` CLI), and a
-no-op `rag index`. Prints medians; the README quotes them. Not a test: nothing is asserted.
+no-op `rag index`. Prints medians; docs/performance.md quotes them. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
 From the cached fp32 ONNX export of the bundled model (made on first use of `onnx` or
 `onnx-int8`), it writes three variants to a temporary folder, the quantisation choices the
-README compares:
+docs/performance.md compares:
 
 - `all-int8`: every MatMul dynamic int8 (per-channel weights, one activation scale per tensor);
 - `float-ffn`: the same, but the feed-forward down-projections of layers 0–2 left float32

@@ -12,7 +12,7 @@ level sends a fixed number of questions (bounded by time too) from that many con
 and prints requests/s, p50/p99 latency and errors. The BBC corpus (928 articles) is written from
 the shared CSV as one .txt file per row and indexed with `rag index`; the index is kept under
 bench/out/ (git-ignored) and reused on the next run. With `--replicas N`, N `rag serve`
-processes serve the same index (the stateless replicas of the README) and the clients are spread
+processes serve the same index (the stateless replicas of docs/scale.md) and the clients are spread
 evenly over them, as a round-robin load balancer would; CPU per request is summed over them.
 With `--workers N`, one `rag serve --workers N` (N processes on one port; the kernel assigns
 each connection to a worker); CPU is summed over the server and its child processes (answer

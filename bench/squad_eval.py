@@ -1,4 +1,4 @@
-"""Reproduce the README's SQuAD figures: SQuAD 2.0 (3 articles) alone and among BBC distractors.
+"""The SQuAD figures of docs/evaluation.md: SQuAD 2.0 (3 articles), alone and among BBC distractors.
 
 Usage (from the repository root):
 

@@ -6,7 +6,7 @@ about 1 ms of the 4 a question costs) holds the GIL, so two cores never both run
 the questions then take turns at the GIL in no particular order, and a few wait several turns.
 Each answer process has its own model, index snapshot and GIL and answers one question at a
 time; the HTTP process parses, dispatches and sends. Measured with `bench/load.py` on 2 cores:
-see the README's "Load" section.
+see docs/performance.md (HTTP load).
 
 Invariants:
 - First come, first served: questions are sent in the order they arrived, each to the worker
@@ -55,7 +55,7 @@ OK, FAILED, INTERNAL = b"0", b"1", b"2"
 READY = b"ready"
 MAX_AUTO = 4  # answer processes that "auto" starts at most (each holds the model and the index)
 # Above this many chunks "auto" starts none: each process would hold its own copy of the index's
-# tables and BM25 (≈ 850 MiB private at 1M chunks, see the README's million-chunk run).
+# tables and BM25 (≈ 850 MiB private at 1M chunks, see docs/performance.md, a million chunks).
 AUTO_MAX_CHUNKS = 250_000
 # Questions sent to a worker ahead of its answers. With 2 the next question already waits in its
 # pipe when it finishes one; with 1 it idled until the HTTP process got a core to send another

@@ -1,6 +1,6 @@
 """From an OpenAI-style conversation to one question, and from an `Answer` to a chat message.
 
-Which question is answered (the rule the README documents):
+Which question is answered (the rule docs/http-api.md documents):
 
 * The last **user** message is the question; system, developer, tool and earlier assistant
   messages are context only (the articles, not the prompt, decide what the answer says).

@@ -5,8 +5,9 @@ A rebuild runs `build_index` in a fresh (spawned) process, which writes a new in
 server then swaps the new version in. The child costs a second or two to start and load the
 model, but everything a build allocates (the previous version's tables, the writer's buffers,
 the engine's scratch memory, the build code itself) dies with it: built in-process, the first
-rebuild left ≈ 50 MiB in the server's malloc arenas for good (`bench/soak.py`, README). A
-child killed by the OOM killer or a signal is a failed rebuild, not a dead server. (With a
+rebuild left ≈ 50 MiB in the server's malloc arenas for good (`bench/soak.py`; see
+docs/performance.md). A child killed by the OOM killer or a signal is a failed rebuild, not a
+dead server. (With a
 Milvus Lite file, which one process at a time may open, the build runs in the server's own
 rebuild thread with the model it holds.)
 A request arriving while a rebuild runs queues exactly one follow-up, so changes made during a
