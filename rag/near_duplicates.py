@@ -1,0 +1,437 @@
+"""Wire copies and near-duplicates: the same story published twice, found by MinHash.
+
+    sign(text) → Signature                       (per document; store `to_bytes()`, reuse it)
+    group_copies({doc_id: Signature}, dates, texts=None) → [CopyGroup(canonical, copies)]
+    align(source_text, copy_text).map_span(start, end) → (start, end) in the copy | None
+
+Invariants:
+- Pure and deterministic: no I/O, no state, no randomness at run time. Words are hashed with
+  blake2b (never Python's salted `hash`) and every constant comes from blake2b of a fixed
+  label, so the same text gives the same signature in every process, on every machine.
+- A document's shingles are the `SHINGLE_WORDS`-word runs of its words (letter/digit runs of
+  the NFKC, case-folded text: quotes, apostrophes, dashes and whitespace never matter) after its
+  opening boilerplate (`body_start`: front matter, a headline line, a byline, a "(MENAFN- …)"
+  prefix, a dateline up to its dash), so a republished copy under another header matches.
+  A text shorter than `SHINGLE_WORDS` words is one shingle; a text without words has none and
+  is never anyone's copy.
+- A `Signature` is `NUM_PERM` 64-bit minima of universal hashes (a·x + b mod 2⁶⁴, then the
+  bijective murmur3 finaliser) plus the shingle count and text length; `to_bytes`/`from_bytes`
+  round-trip it exactly, and `from_bytes` refuses bytes made with other parameters
+  (`SIGNATURE_FORMAT` names them, for an index manifest).
+- Two documents are copies when the containment of the smaller shingle set in the larger is
+  at least `Thresholds.containment` (a trimmed republication is contained in its original)
+  and the smaller has `Thresholds.min_shingles` shingles, or when their Jaccard similarity
+  alone is at least `Thresholds.jaccard` (near-identical short texts). Both are estimated
+  from the signatures (Jaccard ± ~.04 at 128 permutations, containment from it and the two
+  sizes), or measured exactly on the candidates' shingle sets when `group_copies` is given
+  their texts — the precise choice: different BBC stories reach .78 containment, rewritten
+  versions of one story .85. A text under about a fifth of the other's length is not reliably
+  found: such a pair is seldom an LSH candidate, and its estimated containment is noisy.
+- Candidates come from LSH banding (`Thresholds.bands` bands of the signature); every pair in
+  a returned group is verified, not only the candidates: each document of a group is a copy
+  of every other one (complete linkage), so a text quoted by two different stories never
+  folds those stories together.
+- A group's canonical document is its first by (earliest full date, longest text, smallest
+  doc_id); documents without a full date come after dated ones. Groups are sorted by canonical
+  id, copies in that same order; only groups with copies are returned.
+- `Alignment.map_span` returns offsets into the copy's own text (`copy_text[start:end]` is the
+  matching passage there), or None when less than `min_coverage` of the span's words are
+  aligned; words are aligned on runs of at least `ALIGN_WORDS` equal normalised words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import unicodedata
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from itertools import combinations
+
+import numpy as np
+
+from rag.article_dates import full_date
+
+SHINGLE_WORDS = 5
+NUM_PERM = 128
+BANDS = 64  # LSH bands of NUM_PERM // BANDS minima each
+ALIGN_WORDS = 3  # the shortest run of equal words that anchors an alignment
+SIGNATURE_FORMAT = f"minhash-blake2b-w{SHINGLE_WORDS}-p{NUM_PERM}-v1"
+HEADER_SCAN_CHARS = 300
+
+_MAGIC = b"NDMH"
+_HEADER = struct.Struct("<4sHHII")  # magic, shingle words, permutations, shingles, text chars
+_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+_WORD = re.compile(r"[^\W_]+")
+
+_UPPER = "A-ZÀ-ÖØ-Þ"
+_DASH = r"\s*(?:--|-|–|—)\s+"
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*(?:\n|\Z)", re.DOTALL)
+_BYLINE = re.compile(r"(?:BY|By)\s+[^\n]{1,80}(?:\n|\Z)")
+_MENAFN = re.compile(r"\(MENAFN-\s*(?:[^()\n]|\([^()\n]*\))+\)\s*")
+_DATELINE = re.compile(
+    rf"[{_UPPER}][{_UPPER}'. -]*[{_UPPER}.](?:,[^()\n]{{1,40}}?)?(?:\s*\([^()\n]{{1,40}}\))?{_DASH}"
+    rf"|[^()\n]{{1,60}}?\([^()\n]{{1,40}}\){_DASH}"
+)
+
+
+def _constants(label: str) -> np.ndarray:
+    """NUM_PERM fixed 64-bit constants derived from `label` (blake2b in counter mode)."""
+    raw = b"".join(
+        hashlib.blake2b(f"{label}/{i}".encode(), digest_size=8).digest() for i in range(NUM_PERM)
+    )
+    return np.frombuffer(raw, dtype="<u8").astype(np.uint64)
+
+
+_A = _constants("near-duplicates/a") | np.uint64(1)  # odd multipliers: a bijection mod 2⁶⁴
+_B = _constants("near-duplicates/b")
+_M = _constants("near-duplicates/position")[:SHINGLE_WORDS] | np.uint64(1)
+
+
+# ---------------------------------------------------------------------------- shingles
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One word of a text: `text[start:end]`, and its normalised form."""
+
+    start: int
+    end: int
+    norm: str
+
+
+def words(text: str, start: int = 0) -> list[Word]:
+    """The letter/digit runs of `text` from `start`, with offsets into `text`."""
+    return [Word(m.start(), m.end(), _norm(m.group())) for m in _WORD.finditer(text, start)]
+
+
+def _norm(word: str) -> str:
+    return unicodedata.normalize("NFKC", word).casefold()
+
+
+def body_start(text: str) -> int:
+    """Where the story proper starts: after front matter, a headline line (≤ 150 characters,
+    no final period, a blank line after it), a byline, a "(MENAFN- …)" prefix and a dateline
+    ("CAIRO, Feb 9 (KUNA) --", "LONDON, 3 March 2024 -"). 0 when there is none."""
+    pos = m.end() if (m := _FRONT_MATTER.match(text)) else 0
+    pos = _skip_space(text, pos)
+    first, newline, rest = text[pos:].partition("\n")
+    stripped = first.strip()
+    if (
+        newline and rest.lstrip(" \t").startswith("\n") and len(stripped) <= 150
+        and stripped and not stripped.endswith(".")
+    ):  # fmt: skip
+        pos = _skip_space(text, pos + len(first) + 1)
+    if (m := _BYLINE.match(text, pos)) and not m.group().rstrip().endswith("."):
+        pos = _skip_space(text, m.end())
+    if m := _MENAFN.match(text, pos):
+        pos = m.end()
+    head = text[: pos + HEADER_SCAN_CHARS]
+    if m := _DATELINE.match(head, pos):
+        pos = m.end()
+    return pos
+
+
+def _skip_space(text: str, pos: int) -> int:
+    return len(text) - len(text[pos:].lstrip())
+
+
+def tokens(text: str) -> list[str]:
+    """The shingled words: letter/digit runs of the NFKC, case-folded body (`body_start`)."""
+    return _WORD.findall(_norm(text[body_start(text) :]))
+
+
+def shingle_hashes(text: str) -> np.ndarray:
+    """The distinct 64-bit hashes of the body's `SHINGLE_WORDS`-word shingles, sorted: each
+    word's blake2b, combined by position (Σ wordₖ·Mₖ mod 2⁶⁴) and mixed by `_fmix64`."""
+    seen: dict[str, int] = {}
+    ids = [seen.setdefault(t, len(seen)) for t in tokens(text)]
+    if not ids:
+        return np.empty(0, dtype=np.uint64)
+    digests = b"".join(hashlib.blake2b(w.encode(), digest_size=8).digest() for w in seen)
+    hashed = np.frombuffer(digests, dtype="<u8").astype(np.uint64)[np.array(ids)]
+    n = max(1, len(ids) - SHINGLE_WORDS + 1)
+    acc = np.zeros(n, dtype=np.uint64)
+    for k in range(min(SHINGLE_WORDS, len(ids))):
+        acc += hashed[k : k + n] * _M[k]  # wraps mod 2⁶⁴
+    return np.unique(_fmix64(acc))
+
+
+# ---------------------------------------------------------------------------- signatures
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A document's MinHash: NUM_PERM little-endian uint64 minima, shingle count, text length."""
+
+    hashes: bytes
+    n_shingles: int
+    n_chars: int
+
+    @property
+    def array(self) -> np.ndarray:
+        return np.frombuffer(self.hashes, dtype="<u8")
+
+    def to_bytes(self) -> bytes:
+        header = _HEADER.pack(_MAGIC, SHINGLE_WORDS, NUM_PERM, self.n_shingles, self.n_chars)
+        return header + self.hashes
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Signature:
+        """The signature `to_bytes` wrote; ValueError for bytes of another format."""
+        if len(data) != _HEADER.size + 8 * NUM_PERM:
+            raise ValueError(f"not a {SIGNATURE_FORMAT} signature ({len(data)} bytes)")
+        magic, k, n_perm, n_shingles, n_chars = _HEADER.unpack_from(data)
+        if (magic, k, n_perm) != (_MAGIC, SHINGLE_WORDS, NUM_PERM):
+            raise ValueError(f"not a {SIGNATURE_FORMAT} signature ({magic!r}, w{k}, p{n_perm})")
+        return cls(bytes(data[_HEADER.size :]), n_shingles, n_chars)
+
+
+def sign(text: str) -> Signature:
+    """The MinHash signature of `text` (see the module docstring)."""
+    shingles = shingle_hashes(text)
+    minima = np.full(NUM_PERM, _EMPTY, dtype=np.uint64)  # no shingles: never anyone's copy
+    for block in range(0, shingles.size, 4096):  # bounded memory for very long texts
+        x = _A[:, None] * shingles[None, block : block + 4096] + _B[:, None]
+        np.minimum(minima, _fmix64(x).min(axis=1), out=minima)
+    return Signature(minima.astype("<u8").tobytes(), int(shingles.size), len(text))
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    """murmur3's 64-bit finaliser, a bijection that spreads every input bit (wraps mod 2⁶⁴)."""
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xFF51AFD7ED558CCD)
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xC4CEB9FE1A85EC53)
+    return x ^ (x >> np.uint64(33))
+
+
+# ---------------------------------------------------------------------------- comparing
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """When two signatures are copies, and how candidates are found (see the module doc)."""
+
+    containment: float = 0.8
+    jaccard: float = 0.8
+    min_shingles: int = 10
+    bands: int = BANDS  # 2 minima a band: a pair at Jaccard .3 is a candidate with
+    # probability 1 - (1 - .3²)⁶⁴ > .99, one at .05 with .15
+
+    def __post_init__(self) -> None:
+        if self.bands < 1 or NUM_PERM % self.bands:
+            raise ValueError(f"bands must divide {NUM_PERM}, got {self.bands}")
+
+
+@dataclass(frozen=True, slots=True)
+class Similarity:
+    """Jaccard similarity, and containment of the smaller shingle set in the larger."""
+
+    jaccard: float
+    containment: float
+
+
+def similarity(a: Signature, b: Signature) -> Similarity:
+    """Estimates from the share of equal minima; 0 when either document has no shingles."""
+    if a.n_shingles == 0 or b.n_shingles == 0:
+        return Similarity(0.0, 0.0)
+    j = float(np.count_nonzero(a.array == b.array)) / NUM_PERM
+    shared = j * (a.n_shingles + b.n_shingles) / (1.0 + j)
+    return Similarity(j, min(1.0, shared / min(a.n_shingles, b.n_shingles)))
+
+
+def shingle_similarity(a: np.ndarray, b: np.ndarray) -> Similarity:
+    """The exact measures of two `shingle_hashes` sets; 0 when either is empty."""
+    if a.size == 0 or b.size == 0:
+        return Similarity(0.0, 0.0)
+    shared = np.intersect1d(a, b, assume_unique=True).size
+    return Similarity(shared / (a.size + b.size - shared), shared / min(a.size, b.size))
+
+
+def is_copy(a: Signature, b: Signature, thresholds: Thresholds = Thresholds()) -> bool:
+    """Whether one of the two documents is a copy (maybe trimmed) of the other (estimated)."""
+    return _decide(similarity(a, b), min(a.n_shingles, b.n_shingles), thresholds)
+
+
+def _decide(sim: Similarity, smaller: int, thresholds: Thresholds) -> bool:
+    if sim.jaccard >= thresholds.jaccard:
+        return True
+    return smaller >= thresholds.min_shingles and sim.containment >= thresholds.containment
+
+
+def candidate_pairs(
+    signatures: Mapping[str, Signature], bands: int = BANDS
+) -> list[tuple[str, str]]:
+    """Pairs (a < b) that share at least one band of their signatures, sorted."""
+    width = 8 * NUM_PERM // bands  # bytes per band
+    buckets: dict[tuple[int, bytes], list[str]] = {}
+    for doc_id in sorted(signatures):
+        sig = signatures[doc_id]
+        if sig.n_shingles == 0:
+            continue
+        for band in range(bands):
+            key = (band, sig.hashes[band * width : (band + 1) * width])
+            buckets.setdefault(key, []).append(doc_id)
+    pairs = {p for ids in buckets.values() if len(ids) > 1 for p in combinations(ids, 2)}
+    return sorted(pairs)
+
+
+# ---------------------------------------------------------------------------- grouping
+
+
+@dataclass(frozen=True, slots=True)
+class CopyGroup:
+    """One story published more than once: its canonical document and the copies of it."""
+
+    canonical: str
+    copies: tuple[str, ...]
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return (self.canonical, *self.copies)
+
+
+def group_copies(
+    signatures: Mapping[str, Signature],
+    dates: Mapping[str, str | None] | None = None,
+    thresholds: Thresholds = Thresholds(),
+    texts: Mapping[str, str] | None = None,
+) -> list[CopyGroup]:
+    """The groups of copies among `signatures` (see the module docstring for the rules).
+    `dates` are the documents' ISO dates (`Document.date`); a missing or partial one sorts
+    after every full date. With `texts` (doc_id → the text signed; only the candidates' are
+    read, so a lazy mapping over stored documents will do) pairs are decided on their exact
+    shingle sets instead of the MinHash estimates."""
+    dates = dates or {}
+
+    def priority(doc_id: str) -> tuple[bool, str, int, str]:
+        day = full_date(dates.get(doc_id))
+        return (day is None, day.isoformat() if day else "", -signatures[doc_id].n_chars, doc_id)
+
+    verdicts: dict[tuple[str, str], bool] = {}
+    shingles: dict[str, np.ndarray] = {}
+
+    def copies(a: str, b: str) -> bool:
+        key = (a, b) if a < b else (b, a)
+        if key not in verdicts:
+            sa, sb = signatures[a], signatures[b]
+            if texts is None:
+                sim = similarity(sa, sb)
+            else:
+                for d in key:
+                    if d not in shingles:
+                        shingles[d] = shingle_hashes(texts[d])
+                sim = shingle_similarity(shingles[a], shingles[b])
+            verdicts[key] = _decide(sim, min(sa.n_shingles, sb.n_shingles), thresholds)
+        return verdicts[key]
+
+    parent = {doc_id: doc_id for doc_id in signatures}
+    for a, b in candidate_pairs(signatures, thresholds.bands):
+        if copies(a, b):
+            parent[_root(parent, a)] = _root(parent, b)
+    components: dict[str, list[str]] = {}
+    for doc_id in sorted(signatures):
+        components.setdefault(_root(parent, doc_id), []).append(doc_id)
+    groups = [
+        group
+        for members in components.values()
+        if len(members) > 1
+        for group in _complete_linkage(sorted(members, key=priority), copies)
+    ]
+    return sorted(groups, key=lambda g: g.canonical)
+
+
+def _root(parent: dict[str, str], doc_id: str) -> str:
+    while parent[doc_id] != doc_id:
+        parent[doc_id] = parent[parent[doc_id]]
+        doc_id = parent[doc_id]
+    return doc_id
+
+
+def _complete_linkage(ordered: list[str], check: Callable[[str, str], bool]) -> Iterator[CopyGroup]:
+    """Split a connected component (in priority order) into groups whose members are all
+    copies of each other: the first left becomes a canonical, and each next document joins it
+    when it is a copy of every member so far."""
+    left = ordered
+    while len(left) > 1:
+        group, rest = [left[0]], []
+        for doc_id in left[1:]:
+            (group if all(check(doc_id, g) for g in group) else rest).append(doc_id)
+        if len(group) > 1:
+            yield CopyGroup(group[0], tuple(group[1:]))
+        left = rest
+
+
+def canonical_of(groups: Iterable[CopyGroup]) -> dict[str, str]:
+    """Each copy's canonical document id (canonical documents map to themselves)."""
+    return {doc_id: g.canonical for g in groups for doc_id in g.members}
+
+
+# ---------------------------------------------------------------------------- passages
+
+
+@dataclass(frozen=True, slots=True)
+class Alignment:
+    """Word-level alignment of a source text with a copy: `pairs[i]` is the index of the copy
+    word aligned with source word i, or -1."""
+
+    source_words: tuple[Word, ...]
+    copy_words: tuple[Word, ...]
+    pairs: tuple[int, ...]
+    copy_text: str
+
+    def map_span(self, start: int, end: int, min_coverage: float = 0.5) -> tuple[int, int] | None:
+        """The copy's span matching the source's `[start, end)`: from the copy word aligned
+        with the span's first aligned word to the one aligned with its last; when those are
+        the span's own first and last words, widened over the punctuation next to them in the
+        copy as far as the source span reaches past them (a quote mark, a final period).
+        None when fewer than `min_coverage` of the span's words are aligned."""
+        lo = bisect_right([w.end for w in self.source_words], start)  # first word ending after
+        hi = bisect_left([w.start for w in self.source_words], end)  # first word from `end` on
+        aligned = [i for i in range(lo, hi) if self.pairs[i] >= 0]
+        if hi <= lo or len(aligned) < min_coverage * (hi - lo):
+            return None
+        s = self.copy_words[self.pairs[aligned[0]]].start
+        e = self.copy_words[self.pairs[aligned[-1]]].end
+        if aligned[0] == lo and self.source_words[lo].start > start:
+            s = _widen(self.copy_text, s, -1)
+        if aligned[-1] == hi - 1 and self.source_words[hi - 1].end < end:
+            e = _widen(self.copy_text, e, 1)
+        return s, e
+
+
+def align(source_text: str, copy_text: str) -> Alignment:
+    """Align two texts known to be copies (`group_copies`) word by word: runs of at least
+    `ALIGN_WORDS` equal normalised words, in order (difflib on word n-grams)."""
+    src, dst = words(source_text), words(copy_text)
+    grams = SequenceMatcher(None, _grams(src), _grams(dst), autojunk=False)
+    pairs = [-1] * len(src)
+    for i, j, n in grams.get_matching_blocks():
+        for k in range(min(n + ALIGN_WORDS - 1, len(src) - i, len(dst) - j) if n else 0):
+            if pairs[i + k] < 0 and src[i + k].norm == dst[j + k].norm:
+                pairs[i + k] = j + k
+    return Alignment(tuple(src), tuple(dst), tuple(pairs), copy_text)
+
+
+def map_span(source_text: str, start: int, end: int, copy_text: str) -> tuple[int, int] | None:
+    """`align(source_text, copy_text).map_span(start, end)` for one span."""
+    return align(source_text, copy_text).map_span(start, end)
+
+
+def _grams(ws: list[Word]) -> list[str]:
+    """Each word with the next `ALIGN_WORDS - 1` (fewer at the end): what difflib compares."""
+    return [" ".join(w.norm for w in ws[i : i + ALIGN_WORDS]) for i in range(len(ws))]
+
+
+def _widen(text: str, pos: int, step: int) -> int:
+    """Move from `pos` by `step` (±1) over adjacent punctuation (not letters, digits, spaces)."""
+    look = -1 if step < 0 else 0
+    while 0 <= pos + look < len(text) and not (
+        text[pos + look].isspace() or text[pos + look].isalnum()
+    ):
+        pos += step
+    return pos
