@@ -4,7 +4,9 @@ Read by `rag.indexing.build_index` before anything is loaded or embedded:
 
 - `up_to_date`: the stat fast path. The live manifest records the settings that shape chunks
   and vectors and the (size, mtime_ns, inode) of every listed file; when all of them match,
-  the answer is "up to date" without reading a file or importing torch.
+  the answer is "up to date" without reading a file or importing torch. A version whose copy
+  groups are missing or stale (`rag.copies.is_current`) is not up to date: the build writes
+  a new version, keeping every document and embedding nothing.
 - `plan_build`: per file, keep its stored rows, embed it, or skip it again (it failed before).
   A file is hashed only when its stat changed, or with `verify`; a change of those settings
   (or `rebuild`) embeds everything.
@@ -19,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rag import store
+from rag import copies, store
 from rag.errors import IndexStoreError
 from rag.loading import FileStat, file_sha256
 from rag.manifest import dense_kind, settings_fingerprint, store_record
@@ -80,6 +82,7 @@ def _same_settings_report(settings: Settings, manifest: dict[str, Any]) -> Build
         manifest.get("settings") != settings_fingerprint(settings)
         or manifest.get("dense_index") != dense_kind(settings, n_chunks)
         or manifest.get("store", {"kind": "faiss"}) != store_record(settings)
+        or not copies.is_current(manifest)
     ):
         return None
     n_docs = len(manifest.get("documents", {}))
@@ -90,6 +93,7 @@ def _same_settings_report(settings: Settings, manifest: dict[str, Any]) -> Build
         unchanged=n_docs,
         documents=n_docs,
         chunks=n_chunks,
+        copy_groups=len(copies.groups_from(manifest)),
         warnings=_recorded_warnings(manifest),
     )
 
@@ -128,7 +132,8 @@ def plan_build(
         else:
             entries.append((f, "skip" if same_stat else "embed"))
     removed = sorted(set(docs) - {f.doc_id for f in files})
-    return BuildPlan(entries, prev, "incremental", removed)
+    reason = "incremental" if copies.is_current(prev.manifest) else "copy detection out of date"
+    return BuildPlan(entries, prev, reason, removed)
 
 
 def refresh_if_unchanged(settings: Settings, plan: BuildPlan) -> BuildReport | None:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from rag.models import Answer, Passage
+from rag.models import AlsoIn, Answer, Passage
 
 _console = Console(highlight=False, soft_wrap=False)
 
@@ -28,8 +28,17 @@ def print_passages(passages: list[Passage], timings: dict[str, float]) -> None:
             f"[bold]{p.rank}.[/bold] [cyan]{escape(p.doc_id)}[/cyan] "
             f"[{p.start}:{p.end}]  score {p.score:.4f}  [dim]{escape(p.title)}[/dim]"
         )
-        _console.print(f"   {escape(_snippet(p.text))}\n")
+        _console.print(f"   {escape(_snippet(p.text))}")
+        _print_also_in(p.also_in, "   ")
+        _console.print()
     _console.print(f"[dim]{_timing_line(timings)}[/dim]")
+
+
+def _print_also_in(entries: list[AlsoIn], indent: str) -> None:
+    """The copies of a story a passage or citation lists, one line (nothing when none)."""
+    if entries:
+        where = "; ".join(f"{a.doc_id} [{a.start}:{a.end}]" for a in entries)
+        _console.print(f"{indent}[dim]also in: {escape(where)}[/dim]")
 
 
 def _timing_line(timings: dict[str, float]) -> str:
@@ -72,6 +81,7 @@ def print_answer(answer: Answer, answer_printed: bool = False) -> None:
             f"[dim]{escape(c.title)}[/dim]"
         )
         _console.print(f"    “{escape(_snippet(c.quote, 600))}”")
+        _print_also_in(c.also_in, "    ")
     if answer.abstained and answer.passages:
         _console.print("[dim]closest passages:[/dim]")
         for p in answer.passages[:3]:

@@ -19,6 +19,9 @@ Decisions (made in `rag.build_plan`):
 - Nothing changed → no new version and no torch import (decided from the stat listing and
   the manifest alone). Only stats changed (e.g. `touch`) → the live manifest's stat record is
   refreshed in place (atomic replace), no new version.
+- Copies of a story (`rag.copies`): only the documents this build loads are signed; kept,
+  renamed and duplicated ones reuse their stored signatures, and the version's copy groups
+  are recomputed from all of them (a version without them gets them, embedding nothing).
 - What a stat fast path cannot see: a content change that keeps the size and the mtime_ns
   (mtime restored by `touch -d`/`rsync --times`/`cp -p` onto the same inode, or an edit within
   the filesystem's timestamp granularity). `rag index --verify` catches those.
@@ -66,6 +69,7 @@ class _Outcome:
     failed: list[str] = field(default_factory=list)
     chunks_embedded: int = 0
     warnings: dict[str, list[str]] = field(default_factory=dict)
+    copies: tuple[int, int, float] = (0, 0, 0.0)  # documents signed, groups, seconds
 
 
 def build_index(
@@ -140,6 +144,7 @@ def _write(
         if not w.documents:
             raise _no_articles(settings)
         listed = {f.doc_id: f.key for f, _ in plan.entries}
+        out.copies = (w.copies.signed, len(w.copy_groups), w.copies.seconds)
         return make_manifest(settings, w, max_len, listed, out.warnings)
 
     version = write_stream(
@@ -165,6 +170,9 @@ def _write(
         documents=n_docs,
         chunks=int(counts.get("chunks", 0)),
         chunks_embedded=out.chunks_embedded,
+        documents_signed=out.copies[0],
+        copy_groups=out.copies[1],
+        copies_seconds=round(out.copies[2], 3),
         warnings=[str(LoadWarning(p, r)) for p, rs in out.warnings.items() for r in rs],
     )
 

@@ -2,9 +2,11 @@
 
 `settings_fingerprint` lists the settings that shape chunks and vectors, and the version of the
 metadata stored with each document: any difference from the live manifest re-embeds
-everything. `store_record` says where the dense index lives (FAISS files or a Milvus
-collection): a difference rebuilds the engines from the stored vectors. `dense_kind` picks the
-dense index by size. `make_manifest` is the manifest a build writes.
+everything. The `copies` record (`rag.copies`: signature format, thresholds, copy groups) is
+not part of it: a version without a current one is brought up to date by the next build
+without re-embedding anything. `store_record` says where the dense index lives (FAISS files
+or a Milvus collection): a difference rebuilds the engines from the stored vectors.
+`dense_kind` picks the dense index by size. `make_manifest` is the manifest a build writes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from rag import store
+from rag import copies, store
 from rag.lexical import LEXICAL_VERSION
 from rag.settings import Settings
 
@@ -92,6 +94,7 @@ def make_manifest(
         "documents": dict(w.documents),
         "files": files,
         "warnings": {k: v for k, v in sorted(warnings.items()) if v},
+        "copies": copies.manifest_record(w.copy_groups),
         "counts": {
             "documents": len(w.documents),
             "chunks": w.n_chunks,

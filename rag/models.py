@@ -3,6 +3,10 @@
 Documents and chunks are plain frozen dataclasses (many of them, built in bulk, never
 serialised directly over HTTP). Everything a user sees — passages, citations, answers —
 is a pydantic model so the CLI, the HTTP service and the eval runner share one schema.
+
+A story published more than once (`rag.copies`) is returned once: its passage or citation
+lists the other publications in `also_in`, each with that copy's own offsets
+(`copy.text[start:end]` is the matching span there).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 Mode = Literal["dense", "bm25", "hybrid"]
 AnswererName = Literal["extractive", "llm"]
@@ -125,6 +129,37 @@ class Query(SearchQuery):
     answerer: AnswererName | None = Field(None, description="Who writes the answer.")
 
 
+class AlsoIn(BaseModel):
+    """The same text in a copy of the story (a republication of the same article, found at
+    index time by `rag.near_duplicates`): `copy.text[start:end]` is the matching span there."""
+
+    doc_id: str
+    start: int
+    end: int
+    source: str | None = None
+    date: str | None = Field(None, description=DATE_DESCRIPTION)
+    # The word alignment of the passage's document with this copy (`rag.near_duplicates.
+    # Alignment`), so that a citation inside the passage maps into the copy too; never
+    # serialised, absent after a round trip through JSON.
+    _alignment: Any = PrivateAttr(default=None)
+
+    def mapped(self, start: int, end: int) -> AlsoIn | None:
+        """This copy's span matching `[start, end)` of the passage's document, or None when
+        it is not mappable (the copy trimmed it, or the alignment is not at hand)."""
+        span = None if self._alignment is None else self._alignment.map_span(start, end)
+        if span is None:
+            return None
+        entry = self.model_copy(update={"start": span[0], "end": span[1]})
+        entry._alignment = self._alignment
+        return entry
+
+
+ALSO_IN_DESCRIPTION = (
+    "Copies of this story (the same article republished), each with the span of its own text "
+    "that matches this one; the story itself is returned once."
+)
+
+
 class Passage(BaseModel):
     """A retrieved span of one document: one chunk, less any text a better passage returned."""
 
@@ -141,6 +176,7 @@ class Passage(BaseModel):
     chunk_id: str
     dense_score: float | None = None
     bm25_score: float | None = None
+    also_in: list[AlsoIn] = Field(default_factory=list, description=ALSO_IN_DESCRIPTION)
 
 
 class Citation(BaseModel):
@@ -156,6 +192,7 @@ class Citation(BaseModel):
     end: int
     quote: str
     score: float
+    also_in: list[AlsoIn] = Field(default_factory=list, description=ALSO_IN_DESCRIPTION)
 
     def dated(self, passages: list[Passage]) -> Citation:
         """This citation with its document's date and date source, taken from a passage of the
@@ -167,6 +204,24 @@ class Citation(BaseModel):
             if p.doc_id == self.doc_id:
                 return self.model_copy(update={"date": p.date, "date_source": p.date_source})
         return self
+
+    def with_copies(self, passages: list[Passage]) -> Citation:
+        """This citation with its span mapped into each copy its passages list in `also_in`
+        (the passage holding the citation first), where mappable; unchanged when it has
+        copies already or its document has none."""
+        if self.also_in:
+            return self
+        mine = [p for p in passages if p.doc_id == self.doc_id and p.also_in]
+        mine.sort(key=lambda p: not (p.start <= self.start and self.end <= p.end))
+        seen: set[str] = set()
+        also_in = []
+        for p in mine:
+            for entry in p.also_in:
+                if entry.doc_id not in seen:
+                    seen.add(entry.doc_id)
+                    if (mapped := entry.mapped(self.start, self.end)) is not None:
+                        also_in.append(mapped)
+        return self.model_copy(update={"also_in": also_in}) if also_in else self
 
 
 class ShortAnswer(BaseModel):
@@ -227,9 +282,10 @@ class AnswerDraft:
         self, question: str, passages: list[Passage], mode: Mode, timings: dict[str, float]
     ) -> Answer:
         """The user-facing Answer: this draft plus what the assistant knows about the request.
-        Citations get their document's date and date source here, for every answerer."""
+        Citations get their document's date and date source here, for every answerer, and
+        the copies of their span (`also_in`, mapped from their passage's copies)."""
         fields = {f: getattr(self, f) for f in self.__dataclass_fields__}
-        fields["citations"] = [c.dated(passages) for c in self.citations]
+        fields["citations"] = [c.dated(passages).with_copies(passages) for c in self.citations]
         return Answer(question=question, passages=passages, mode=mode, timings=timings, **fields)
 
 
@@ -246,6 +302,13 @@ class BuildReport(BaseModel):
     documents: int = 0
     chunks: int = 0
     chunks_embedded: int = 0
+    documents_signed: int = Field(
+        0, description="Documents shingled and signed for copy detection (new or changed ones)."
+    )
+    copy_groups: int = Field(0, description="Stories published more than once.")
+    copies_seconds: float = Field(
+        0.0, description="Of `seconds`, the time spent signing and grouping copies."
+    )
     seconds: float = 0.0
     warnings: list[str] = Field(default_factory=list)
 

@@ -309,8 +309,7 @@ def group_copies(
     dates = dates or {}
 
     def priority(doc_id: str) -> tuple[bool, str, int, str]:
-        day = full_date(dates.get(doc_id))
-        return (day is None, day.isoformat() if day else "", -signatures[doc_id].n_chars, doc_id)
+        return canonical_priority(doc_id, signatures, dates)
 
     verdicts: dict[tuple[str, str], bool] = {}
     shingles: dict[str, np.ndarray] = {}
@@ -343,6 +342,15 @@ def group_copies(
         for group in _complete_linkage(sorted(members, key=priority), copies)
     ]
     return sorted(groups, key=lambda g: g.canonical)
+
+
+def canonical_priority(
+    doc_id: str, signatures: Mapping[str, Signature], dates: Mapping[str, str | None]
+) -> tuple[bool, str, int, str]:
+    """A document's place in its group, first to last: earliest full date (documents without
+    one last), then longest text, then smallest doc_id. The first is the canonical."""
+    day = full_date(dates.get(doc_id))
+    return (day is None, day.isoformat() if day else "", -signatures[doc_id].n_chars, doc_id)
 
 
 def _root(parent: dict[str, str], doc_id: str) -> str:
@@ -410,8 +418,12 @@ def align(source_text: str, copy_text: str) -> Alignment:
     src, dst = words(source_text), words(copy_text)
     grams = SequenceMatcher(None, _grams(src), _grams(dst), autojunk=False)
     pairs = [-1] * len(src)
+    shortest = min(ALIGN_WORDS, len(src), len(dst))
     for i, j, n in grams.get_matching_blocks():
-        for k in range(min(n + ALIGN_WORDS - 1, len(src) - i, len(dst) - j) if n else 0):
+        run = min(n + ALIGN_WORDS - 1, len(src) - i, len(dst) - j) if n else 0
+        if run < shortest:  # the texts' last words alone (their grams are shorter): no anchor
+            continue
+        for k in range(run):
             if pairs[i + k] < 0 and src[i + k].norm == dst[j + k].norm:
                 pairs[i + k] = j + k
     return Alignment(tuple(src), tuple(dst), tuple(pairs), copy_text)

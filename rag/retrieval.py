@@ -2,6 +2,11 @@
 
 A snapshot is one index version held entirely in memory and never mutated, so a request keeps
 a consistent view while a newer version is loaded beside it.
+
+Passages never repeat text: a lower-ranked chunk keeps only what better passages have not
+returned, and a story published more than once (`rag.copies`) is returned once — from the
+first of its copies to rank — with the others listed in each passage's `also_in` (the same
+span in each copy's own offsets). The passages are the top_k left after that.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 
 from rag import store
 from rag.article_dates import full_date
+from rag.copies import NO_COPIES, Copies, groups_from
 from rag.engines import DenseIndex, LexicalIndex, RowFilter
 from rag.lexical import tokenize
 from rag.models import Chunk, Document, Filters, Mode, Passage
@@ -57,6 +63,7 @@ class Snapshot:
     doc_sentences: dict[str, tuple[int, int]]  # sentence row range per document
     idf: dict[str, float]  # BM25 idf of each stemmed term, for lexical evidence in answers
     sentence_terms: Callable[[int], tuple[str, ...]]  # row -> stemmed terms, LRU-bounded
+    copies: Copies = NO_COPIES  # copy groups, alignments LRU-bounded (none: an older version)
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -87,6 +94,7 @@ class Snapshot:
             doc_sentences=store.row_ranges(data.sentences.doc_ids),
             idf=idf,
             sentence_terms=_sentence_terms(docs, data.sentences),
+            copies=Copies.of(groups_from(data.manifest), docs),
         )
         _LOADED[str(Path(index_dir).resolve()), next(_loads)] = snap
         return snap
@@ -95,6 +103,14 @@ class Snapshot:
         """(entries, bound) of this snapshot's sentence-term cache."""
         info = self.sentence_terms.cache_info()  # type: ignore[attr-defined]
         return int(info.currsize), int(info.maxsize)
+
+    def copies_of(self, doc_id: str) -> tuple[str, ...]:
+        """The other publications of `doc_id`'s story, canonical first; () when none."""
+        return self.copies.others(doc_id)
+
+    def canonical_of(self, doc_id: str) -> str:
+        """The first publication of `doc_id`'s story (`doc_id` itself when it has no copies)."""
+        return self.copies.story(doc_id)
 
     def term_idf(self, term: str) -> float:
         idf = self.idf.get(term)
@@ -234,20 +250,26 @@ def merge_passages(
     Neighbouring chunks share their overlap sentences; a lower-ranked chunk keeps only the
     part not already returned (or is dropped if nothing is left). Unlike merging chunks into
     one long span, this keeps the best text first, which is what a reader or an LLM's context
-    budget sees.
+    budget sees. A chunk of a copy of a story already returned from another of its copies is
+    folded (dropped): each passage lists the story's copies in `also_in` instead.
     """
     covered: dict[str, list[tuple[int, int]]] = {}
+    shown: dict[str, str] = {}  # story (its canonical) → the copy whose passages are returned
     picked: list[tuple[int, float, int, int]] = []
     for row, score in ranked:
         if len(picked) == top_k:
             break
         c = snap.chunks[row]
+        story = snap.copies.story(c.doc_id)
+        if shown.get(story, c.doc_id) != c.doc_id:
+            continue  # folded into the copy returned first
         text = snap.docs[c.doc_id].text
         for a, b in _uncovered(c.start, c.end, covered.get(c.doc_id, [])):
             start, end = strip_span(text, a, b)
             if end - start < MIN_PASSAGE_CHARS or len(picked) == top_k:
                 continue
             covered.setdefault(c.doc_id, []).append((start, end))
+            shown[story] = c.doc_id
             picked.append((row, score, start, end))
     passages = []
     for rank, (row, score, start, end) in enumerate(picked, start=1):
@@ -268,6 +290,7 @@ def merge_passages(
                 chunk_id=c.id,
                 dense_score=_round(dense_scores.get(row)),
                 bm25_score=_round(bm25_scores.get(row)),
+                also_in=snap.copies.also_in(doc.id, start, end),
             )
         )
     return passages

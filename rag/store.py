@@ -224,6 +224,7 @@ CREATE TABLE chunks (
 CREATE TABLE sentences (
     row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
     "end" INTEGER NOT NULL, chunk_row INTEGER NOT NULL);
+CREATE TABLE signatures (doc_id TEXT PRIMARY KEY, signature BLOB NOT NULL);
 """
 
 

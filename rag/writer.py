@@ -6,16 +6,21 @@ Invariants:
 - Bounded memory. A fresh document's rows are written to SQLite and its vectors appended to
   `chunk_vectors.npy` / `sentence_vectors.npy` (float16) as soon as it arrives; nothing per
   token or per vector is kept past that call. What stays in memory for the whole build is
-  O(documents) bookkeeping (ids, sha256, file stats) and the BM25 term ids of every chunk
-  (int32, ~4 bytes a term), because bm25s builds its matrix in one call. The FAISS index (or
-  the Milvus rows, their metadata read back from the tables: only the new articles' when
-  Milvus extends the previous version's collection, see `rag.milvus_rows`) is built
-  afterwards from the vector file, read back in blocks with `pread` (`rag.npy_stream`; not
-  mmap, so the file's pages never count towards this process's RSS).
+  O(documents) bookkeeping (ids, sha256, file stats, a ≈ 1.1 KiB copy-detection signature
+  per distinct text) and the BM25 term ids of every chunk (int32, ~4 bytes a term), because
+  bm25s builds its matrix in one call. The FAISS index (or the Milvus rows, their metadata
+  read back from the tables: only the new articles' when Milvus extends the previous
+  version's collection, see `rag.milvus_rows`) is built afterwards from the vector file, read
+  back in blocks with `pread` (`rag.npy_stream`; not mmap, so the file's pages never count
+  towards this process's RSS).
 - Same contents as a build that held everything: rows in document-id order, a stored
   document's rows, vectors and sentence vectors copied byte for byte from the previous
   version (read with `pread`, never loading the previous version whole), `.npy` files
   byte-identical to `np.save` of the same arrays.
+- Copies (`rag.copies`): every document's signature goes to the `signatures` table as it is
+  written (copied for a kept, renamed or duplicated document, signed for a new or changed
+  one); once all are written, `group_copies` finds the version's copy groups for the
+  manifest, reading back only the candidates' texts.
 - Crash and disk safety: everything is written in `versions/.tmp-<name>/`, fsynced, then
   renamed into place and made live by replacing CURRENT (see `rag.store`). Any exception
   removes the temporary folder; a disk that fills becomes one `DiskFullError` naming the
@@ -38,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag import store
+from rag import copies, store
 from rag.errors import DiskFullError, IndexStoreError
 from rag.lexical import tokenize
 from rag.models import Chunk, Document
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
     from rag.embed_stream import EmbeddedDoc
     from rag.engines.base import DenseIndex
     from rag.engines.milvus_index import MilvusTarget
+    from rag.near_duplicates import CopyGroup
 
 # ---------------------------------------------------------------------------- previous version
 
@@ -67,6 +73,7 @@ class PreviousVersion:
             n_chunks = self.con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             n_sent = self.con.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
             self._document_query = store.select_documents(self.con, "WHERE id = ?")
+            self._signatures = copies.reusable(self.con, self.manifest)
         except (OSError, ValueError, sqlite3.Error) as exc:
             raise IndexStoreError(
                 f"index at {path} is unreadable ({exc.__class__.__name__})"
@@ -86,6 +93,10 @@ class PreviousVersion:
 
     def sentence_rows_of(self, doc_id: str) -> list[tuple[int, int, int]]:
         return _sentence_rows_of(self.con, doc_id)
+
+    def signature_of(self, doc_id: str) -> bytes | None:
+        """The stored copy-detection signature (None: not stored in this format)."""
+        return copies.stored_signature(self.con, doc_id) if self._signatures else None
 
     def close(self) -> None:
         self.con.close()
@@ -109,6 +120,8 @@ def _sentence_rows_of(con: sqlite3.Connection, doc_id: str) -> list[tuple[int, i
 
 
 # ---------------------------------------------------------------------------- the writer
+
+SignatureSource = Callable[[], bytes | None] | None  # a kept document's stored signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +168,8 @@ class VersionWriter:
         self.n_chunks = self.n_sentences = 0
         self.vocab: dict[str, int] = {}
         self.term_ids: list[np.ndarray] = []  # per chunk, for BM25
+        self.copies = copies.CopySigner()  # every document's signature (rag.copies)
+        self.copy_groups: list[CopyGroup] = []  # filled by `group_copies` once all are in
 
     def _add_terms(self, text: str) -> None:
         terms = tokenize(text)
@@ -162,9 +177,11 @@ class VersionWriter:
         ids = [vocab.setdefault(t, len(vocab)) for t in terms]
         self.term_ids.append(np.array(ids, np.int32))
 
-    def _add_document(self, d: Document) -> None:
+    def _add_document(self, d: Document, stored: SignatureSource = None) -> None:
         self.con.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)", store.document_row(d))
         self.documents[d.id] = d.sha256
+        signature = self.copies.add(d, stored)  # signed only when not stored
+        self.con.execute("INSERT INTO signatures VALUES (?,?)", (d.id, signature))
 
     def _add_chunks(self, chunks: Iterable[Chunk]) -> None:
         rows = []
@@ -204,6 +221,10 @@ class VersionWriter:
     def sentence_rows_of(self, doc_id: str) -> list[tuple[int, int, int]]:
         return _sentence_rows_of(self.con, doc_id)
 
+    def signature_of(self, doc_id: str) -> bytes | None:
+        sig = self.copies.signatures.get(doc_id)
+        return None if sig is None else sig.to_bytes()
+
     def add_stored(
         self, src: PreviousVersion | VersionWriter, doc_id: str, as_doc: Document | None = None
     ) -> None:
@@ -211,7 +232,7 @@ class VersionWriter:
         d = as_doc or src.document(doc_id)  # type: ignore[union-attr]
         if as_doc is None and isinstance(src, PreviousVersion):
             self.stored.add(doc_id)
-        self._add_document(d)
+        self._add_document(d, lambda: src.signature_of(doc_id))
         base, sent_lo = self.n_chunks, self.n_sentences
         lo, hi = src.chunk_ranges.get(doc_id, (0, 0))
         slo, shi = src.sentence_ranges.get(doc_id, (0, 0))
@@ -225,6 +246,10 @@ class VersionWriter:
         self._add_sentences(d.id, sent)
         self.sentence_vectors.append(sentence_vectors)
         self._end_document(d.id, hi - lo, sent_lo)
+
+    def group_copies(self) -> None:
+        """The copy groups of every document written (their texts read back lazily)."""
+        self.copy_groups = self.copies.group(copies.StoredTexts(self.con))
 
     def close_tables(self) -> None:
         """Commit the rows and finish the .npy headers (the stream is over)."""
@@ -282,6 +307,7 @@ def write_stream(
             else:
                 assert prev is not None
                 w.add_stored(prev, entry.doc_id)
+        w.group_copies()
         w.close_tables()
         dense = w.build_engines(kind_for(w.n_chunks), milvus, prev)
         manifest = make_manifest(w)

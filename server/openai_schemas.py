@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.models import Filters, Mode
+from rag.models import ALSO_IN_DESCRIPTION, AlsoIn, Filters, Mode
 
 EXTRACTIVE_MODEL = "rag-extractive"
 LLM_MODEL = "rag-llm"
@@ -169,6 +169,7 @@ class ChatCitation(BaseModel):
     start: int
     end: int
     quote: str
+    also_in: list[AlsoIn] = Field(default_factory=list, description=ALSO_IN_DESCRIPTION)
 
 
 class AssistantMessage(BaseModel):

@@ -108,12 +108,50 @@ class DocumentInfo(BaseModel):
         )
 
 
-class DocumentDetail(DocumentInfo):
-    text: str = Field(description="The text every citation offset refers to.")
+class DocumentCopy(BaseModel):
+    """Another publication of the same story (a republished wire copy, a trimmed reprint)."""
+
+    doc_id: str
+    title: str
+    source: str | None = None
+    date: str | None = Field(None, description=DATE_DESCRIPTION)
+    date_source: DateSource | None = Field(None, description=DATE_SOURCE_DESCRIPTION)
 
     @classmethod
-    def of(cls, doc: Document) -> DocumentDetail:
-        return cls(**DocumentInfo.of(doc).model_dump(), text=doc.text)
+    def of(cls, doc: Document) -> DocumentCopy:
+        return cls(
+            doc_id=doc.id,
+            title=doc.title,
+            source=doc.source,
+            date=doc.date,
+            date_source=doc.date_source,
+        )
+
+
+class DocumentDetail(DocumentInfo):
+    text: str = Field(description="The text every citation offset refers to.")
+    canonical: str | None = Field(
+        None,
+        description="The story's first publication (earliest date, then longest text) when "
+        "this article has copies — this document's own id when it is that one; null when it "
+        "has none.",
+    )
+    copies: list[DocumentCopy] = Field(
+        default_factory=list,
+        description="The other publications of the same story, canonical first (search and "
+        "ask return the story once, listing these in `also_in`).",
+    )
+
+    @classmethod
+    def of(
+        cls, doc: Document, copies: list[Document] | None = None, canonical: str | None = None
+    ) -> DocumentDetail:
+        return cls(
+            **DocumentInfo.of(doc).model_dump(),
+            text=doc.text,
+            canonical=canonical if copies else None,
+            copies=[DocumentCopy.of(c) for c in copies or []],
+        )
 
 
 class DocumentPage(BaseModel):

@@ -1,7 +1,9 @@
-"""`GET /v1/documents` (a page of metadata) and `GET /v1/documents/{id}` (text + metadata).
+"""`GET /v1/documents` (a page of metadata) and `GET /v1/documents/{id}` (text + metadata,
+and the other publications of its story: `copies`, `canonical`).
 
 A document id is a key of the served index's table, never a path that is opened; every
-citation offset refers to the `text` returned here.
+citation offset refers to the `text` returned here. A document and its copies are read from
+one index snapshot.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ async def list_documents(
 )
 async def get_document(doc_id: str, rt: RuntimeDep) -> DocumentDetail:
     # Looked up in the index's table only: an id is a key here, never a path to open.
-    doc = rt.ready().document(doc_id)
+    snap = rt.ready().snapshot
+    doc = snap.docs.get(doc_id)
     if doc is None:
         raise ApiError(404, "not_found", "no document with this id in the index")
-    return DocumentDetail.of(doc)
+    copies = [snap.docs[c] for c in snap.copies_of(doc_id)]
+    return DocumentDetail.of(doc, copies, snap.canonical_of(doc_id))
