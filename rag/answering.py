@@ -171,19 +171,29 @@ def score_sentences(
     return out
 
 
-def pick_sentences(scored: list[ScoredSentence], limit: int) -> list[ScoredSentence]:
-    """The best sentence plus close runners-up that add something, best first."""
+def sentence_key(snap: Snapshot, s: ScoredSentence) -> str:
+    """A sentence's words, whitespace and case folded: the same sentence in two documents (a
+    quote two stories share) is cited once."""
+    return _SPACES.sub(" ", snap.docs[s.doc_id].text[s.start : s.end]).strip().casefold()
+
+
+def pick_sentences(
+    snap: Snapshot, scored: list[ScoredSentence], limit: int
+) -> list[ScoredSentence]:
+    """The best sentence plus close runners-up that add something (never the same words
+    twice), best first."""
     if not scored:
         return []
     best = scored[0]
     chosen = [best]
-    seen_text: set[tuple[str, int]] = {(best.doc_id, best.start)}
+    seen_text = {sentence_key(snap, best)}
     for s in scored[1:]:
         if len(chosen) >= limit or s.score < best.score - CLOSE_MARGIN:
             break
-        if (s.doc_id, s.start) not in seen_text:
+        key = sentence_key(snap, s)
+        if key not in seen_text:
             chosen.append(s)
-            seen_text.add((s.doc_id, s.start))
+            seen_text.add(key)
     return chosen
 
 
@@ -195,6 +205,7 @@ def extractive_answer(
     *,
     max_sentences: int,
     threshold: float,
+    short_answers: bool = True,
 ) -> AnswerDraft:
     """The best sentences, best first, with the short answer's sentence leading; or abstain.
 
@@ -209,7 +220,10 @@ def extractive_answer(
     info = short.analyse(question)
     if short.missing_terms(info, [p.text for p in passages]):
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
-    chosen = pick_sentences(scored, max_sentences)
+    chosen = pick_sentences(snap, scored, max_sentences)
+    if not short_answers:  # RAG_READER=off: the best sentences, no short answer
+        citations, text = cite(snap, chosen)
+        return AnswerDraft(text, citations, abstained=False, confidence=confidence)
     docs = {s.doc_id for s in chosen}  # runners-up from a document not cited don't lead
     pool = chosen + [s for s in scored[:SHORT_POOL] if s not in chosen and s.doc_id in docs]
     found = short.best_candidate(
@@ -221,9 +235,10 @@ def extractive_answer(
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
     if found is not None:  # the sentence holding the short answer leads
         lead = pool[found.sentence]
-        chosen = [lead, *[s for s in chosen if s is not lead][: max_sentences - 1]]
-    citations = [_cite(snap, n, s) for n, s in enumerate(chosen, start=1)]
-    text = " ".join(f"{_SPACES.sub(' ', c.quote)} [{c.n}]" for c in citations)
+        lead_key = sentence_key(snap, lead)
+        rest = [s for s in chosen if sentence_key(snap, s) != lead_key]
+        chosen = [lead, *rest[: max_sentences - 1]]
+    citations, text = cite(snap, chosen)
     short_answer = None
     if found is not None:
         c = found.candidate
@@ -235,6 +250,12 @@ def extractive_answer(
     )
 
 
+def cite(snap: Snapshot, chosen: Sequence[ScoredSentence]) -> tuple[list[Citation], str]:
+    """Citations [1]..[n] of the chosen sentences and the answer text quoting them in order."""
+    citations = [_cite(snap, n, s) for n, s in enumerate(chosen, start=1)]
+    return citations, " ".join(f"{_SPACES.sub(' ', c.quote)} [{c.n}]" for c in citations)
+
+
 def _cite(snap: Snapshot, n: int, s: ScoredSentence) -> Citation:
     doc = snap.docs[s.doc_id]
     return Citation(
@@ -242,6 +263,8 @@ def _cite(snap: Snapshot, n: int, s: ScoredSentence) -> Citation:
         doc_id=doc.id,
         title=doc.title,
         source=doc.source,
+        date=doc.date,
+        date_source=doc.date_source,
         start=s.start,
         end=s.end,
         quote=doc.text[s.start : s.end],

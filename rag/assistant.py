@@ -38,6 +38,7 @@ from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from rag.llm import LlmClient
+    from rag.reader.runtime import Reader
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +300,7 @@ class Assistant:
         t2 = time.perf_counter()
         yield "passages", passages
 
-        def extractive() -> AnswerDraft:
+        def rules(short_answers: bool) -> AnswerDraft:
             s = self.settings
             return extractive_answer(
                 snap,
@@ -308,7 +309,26 @@ class Assistant:
                 passages,
                 max_sentences=s.answer_sentences,
                 threshold=s.abstain_threshold,
+                short_answers=short_answers,
             )
+
+        def extractive() -> AnswerDraft:
+            s = self.settings
+            if s.reader == "model":
+                from rag.reader.answer import reader_answer
+
+                return reader_answer(
+                    snap,
+                    q.question,
+                    qvec,
+                    passages,
+                    self.reader(),
+                    max_sentences=s.answer_sentences,
+                    windows=s.reader_windows,
+                    context=s.reader_context,
+                    rules_abstain=lambda: rules(short_answers=True).abstained,
+                )
+            return rules(short_answers=s.reader == "rules")
 
         if q.answerer == "llm":
             from rag.llm import stream_answer
@@ -331,6 +351,12 @@ class Assistant:
             "total": _ms(t3 - t0),
         }
         yield "done", draft.to_answer(q.question, passages, q.mode, timings)
+
+    def reader(self) -> Reader:
+        """The process's reader model (`RAG_READER=model`), loaded on first use."""
+        from rag.reader.runtime import MODEL_DIR, get_reader
+
+        return get_reader(self.settings.reader_model or MODEL_DIR)
 
     def llm_client(self) -> LlmClient:
         """The one LLM client of this assistant (its connection pool is shared by all

@@ -263,6 +263,46 @@ def llm_server_cmd(ctx: click.Context, port: int, model: Path | None) -> None:
     ctx.exit(serve_llm(port, model))
 
 
+@cli.group("reader")
+def reader_group() -> None:
+    """Train and check the reader model behind short answers (RAG_READER=model)."""
+
+
+@reader_group.command("train")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=Path("../shared/reader/squad-train.json.gz"),
+    show_default=True,
+    help="SQuAD-format training data (.json or .json.gz).",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reader-run"),
+              show_default=True, help="Checkpoints, report and the exported model/.")
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=2.5,
+              show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=8e-5, show_default=True)
+@click.option("--max-len", type=click.IntRange(32, 512), default=192, show_default=True,
+              help="Tokens per training window, question included.")
+@click.option("--val-articles", type=click.IntRange(1), default=8, show_default=True,
+              help="Articles (by title) held out for validation.")
+@click.option("--max-steps", type=click.IntRange(1), help="Stop after N steps (a tiny run).")
+@click.option("--limit-articles", type=click.IntRange(1), help="Train on N articles only.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+@click.option("--no-bf16", is_flag=True, help="Train in float32 (slower).")
+@click.option("--threads", type=click.IntRange(0), default=0, help="Torch threads (0 = all).")
+def reader_train_cmd(out: Path, resume: bool, no_bf16: bool, **options: Any) -> None:
+    """Fine-tune the reader on the CPU, then export it (int8 ONNX) to OUT/model."""
+    from rag.reader.train import TrainConfig, train_and_export
+
+    cfg = TrainConfig(out=str(out), bf16=not no_bf16, **{
+        k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()})
+    report = train_and_export(cfg, resume=resume)
+    click.echo(json.dumps(report["validation"], indent=2))
+    click.echo(f"model: {report['model']}")
+
+
 def _eval_limit_options(f: Any) -> Any:
     """One `--min-…`/`--max-…` option per metric of the registry that declares a flag."""
     from rag.evaluation.registry import METRICS
@@ -291,6 +331,11 @@ def _eval_limit_options(f: Any) -> Any:
     help="Keep SQuAD corpus indexes here (reused) instead of a temporary folder.",
 )
 @click.option("--limit", type=click.IntRange(1), help="Only the first N questions of each file.")
+@click.option(
+    "--reader",
+    "readers",
+    help="Short answers by: model, rules or off; comma-separated to compare side by side.",
+)
 @click.option("--calibrate", is_flag=True, help="Show abstention trade-offs per threshold.")
 @_eval_limit_options
 @click.pass_context

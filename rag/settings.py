@@ -1,7 +1,7 @@
 """Every setting in one typed place: environment variables prefixed `RAG_`, overridable by flags.
 
 Precedence: CLI flag (passed as keyword) > `RAG_*` environment variable > default below.
-The README's settings table is this class.
+docs/settings.md is generated from this class (docs/gen_settings.py, checked by a test).
 """
 
 from __future__ import annotations
@@ -115,6 +115,23 @@ class Settings(BaseSettings):
         0.4,
         description="Evidence score below which the assistant says the articles don't answer.",
     )
+    reader: Literal["model", "rules", "off"] = Field(
+        "model",
+        description="Short answers and abstention: `model`, the reader trained here "
+        "(rag/reader/); `rules`, phrase-picking rules and the evidence threshold; `off`, "
+        "no short answer (the evidence threshold alone decides abstention).",
+    )
+    reader_model: Path | None = Field(
+        None,
+        description="Folder of a reader model (`rag reader train` writes OUT/model); "
+        "unset = the one shipped in rag/reader/model.",
+    )
+    reader_windows: int = Field(
+        3, ge=1, le=10, description="Best sentences the reader reads per question (its budget)."
+    )
+    reader_context: int = Field(
+        0, ge=0, le=3, description="Sentences the reader also reads on each side of each one."
+    )
     max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
 
     # HTTP service
@@ -168,6 +185,12 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     llm_context_window: int = Field(8192, ge=512, description="LLM context size in tokens.")
     llm_retries: int = Field(2, ge=0, le=10, description="Retries on 429/5xx, with backoff.")
+    llm_anchor: bool = Field(
+        False,
+        description="For small local models (`rag llm-server` sets it): give the LLM the "
+        "reader's sentence and short answer, and constrain its output with a llama.cpp grammar "
+        "to claims ending in [n] markers (or the abstention sentence).",
+    )
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given (non-None) values replaced, validated like the originals."""

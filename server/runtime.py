@@ -272,12 +272,15 @@ def ensure_index(settings: Settings) -> None:
 
 def open_assistant(settings: Settings) -> Assistant:
     """Build the index if missing (`ensure_index`), then load the model for questions with
-    `settings.query_threads` and open the index."""
+    `settings.query_threads`, open the index and load the reader model (`RAG_READER=model`)."""
     from rag.embedding import Embedder
 
     ensure_index(settings)
     serving = settings.with_overrides(threads=settings.query_threads)
-    return Assistant.open(settings=serving, embedder=Embedder.load(serving))
+    assistant = Assistant.open(settings=serving, embedder=Embedder.load(serving))
+    if serving.reader == "model":
+        assistant.reader()  # loaded now: a missing or altered model fails the start, once
+    return assistant
 
 
 def close_events(events: Iterator[Any]) -> None:

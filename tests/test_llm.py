@@ -528,3 +528,41 @@ def test_api_key_is_sent_but_never_leaks(
     assert KEY not in caplog.text
     assert all(KEY not in r.getMessage() for r in caplog.records)
     assert "[REDACTED]" in caplog.text  # the echoed key in the error body was redacted
+
+
+def test_anchored_mode_sends_the_readers_sentence_and_a_citation_grammar(
+    assistant: Assistant, fake_llm: FakeOpenAI
+) -> None:
+    from rag.llm.anchor import citation_grammar
+
+    fake_llm.answer("Adel Al-Asoumi chairs it [1].")
+    a = llm_assistant(assistant, fake_llm.base_url, llm_anchor=True)
+    answer = a.ask(QUESTION, answerer="llm")
+    assert answer.answerer == "llm" and not answer.fallback
+    (request,) = fake_llm.requests
+    extractive = assistant.ask(QUESTION)
+    user = request.message("user")
+    lead = " ".join(extractive.citations[0].quote.split())
+    assert f'says: "{lead}"' in user
+    where = int(re.search(r"Passage \[(\d+)\] says", user).group(1))
+    short = extractive.short_answer.text if extractive.short_answer else None
+    grammar = request.body["grammar"]
+    assert grammar == citation_grammar(user.count("<passage "), where, short)
+    assert f'"[{where}]"' in grammar and (short is None or f'"{short}"' in grammar)
+
+
+def test_anchored_mode_does_not_ask_the_llm_when_the_reader_abstains(
+    assistant: Assistant, fake_llm: FakeOpenAI
+) -> None:
+    a = llm_assistant(assistant, fake_llm.base_url, llm_anchor=True)
+    answer = a.ask("What is the population of Baku?", answerer="llm")
+    assert answer.abstained and answer.answerer == "llm" and not fake_llm.requests
+
+
+def test_anchored_grammar_admits_only_existing_passage_numbers() -> None:
+    from rag.llm.anchor import citation_grammar
+
+    g = citation_grammar(3, 2, 'Adel "Al"')
+    assert '("1" | "2" | "3")' in g and '"4"' not in g
+    assert '"Adel \\"Al\\""' in g and '"[2]"' in g
+    assert "articles don't" not in g  # the reader answered: no abstention

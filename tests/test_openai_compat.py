@@ -146,7 +146,7 @@ def test_follow_up_without_llm_uses_the_last_two_turns(
     content = done.choices[0].message.content or ""
     assert "foreign minister of Iran called" in content or "Bayramov" in content, content
     citations = extra(done, "citations")
-    assert {c["doc_id"] for c in citations} == {minister_doc}
+    assert minister_doc in {c["doc_id"] for c in citations}
     check_citations(assistant, content, citations)
 
 

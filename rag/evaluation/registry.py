@@ -20,6 +20,7 @@ options from it without loading models.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from rag.models import Answer
 
 Records = Sequence[QuestionRecord]
+RIGHT_F1 = 0.5  # a shown short answer is "right" at this SQuAD token F1 or above
 Format = Literal["share", "ms", "count"]
 
 
@@ -57,6 +59,7 @@ class Metric:
     flag_help: str = ""  # what the option bounds, in its --help text
     summarise: Callable[[Records], Any] | None = None  # aggregate over one mode's records
     score: Callable[[Answer, EvalQuestion], float | bool | None] | None = None  # answer metric
+    every_question: bool = False  # an answer metric averaged over all questions, not answerable
 
     def __post_init__(self) -> None:
         if (self.summarise is None) == (self.score is None):
@@ -77,7 +80,9 @@ class Metric:
     def aggregate(self, records: Records) -> Any:
         if self.summarise is not None:
             return self.summarise(records)
-        return mean(r.scores.get(self.key) for r in records if r.answerable)
+        return mean(
+            r.scores.get(self.key) for r in records if r.answerable or self.every_question
+        )
 
 
 def _answerable(records: Records) -> list[QuestionRecord]:
@@ -106,6 +111,16 @@ def _short(
         return None
     short = answer.short_answer
     return 0.0 if answer.abstained or short is None else score(short.text, q.answers)
+
+
+def _shown_right(answer: Answer, q: EvalQuestion) -> bool | None:
+    """Whether a displayed short answer is right (SQuAD token F1 ≥ .5 against an accepted
+    answer); None when none is shown. One shown on an unanswerable question is wrong."""
+    if answer.abstained or answer.short_answer is None:
+        return None
+    if not (q.answerable and q.answers):
+        return False
+    return squad_f1(answer.short_answer.text, q.answers) >= RIGHT_F1
 
 
 def _first_sentence(answer: Answer, q: EvalQuestion) -> float | None:
@@ -196,6 +211,21 @@ METRICS: tuple[Metric, ...] = (
         score=lambda a, q: _short(a, q, squad_f1),
     ),
     Metric(
+        "short_shown",
+        "short answer shown (coverage)",
+        flag="min-short-coverage",
+        flag_help="share of answerable questions with a short answer shown",
+        score=lambda a, q: _short(a, q, lambda text, golds: 1.0),
+    ),
+    Metric(
+        "short_right",
+        "shown short answers right (all questions)",
+        flag="min-short-precision",
+        flag_help="share of shown short answers that are right (F1 >= .5)",
+        score=_shown_right,
+        every_question=True,
+    ),
+    Metric(
         "first_sentence_f1",
         "first sentence token F1 (SQuAD)",
         score=lambda a, q: _first_sentence(a, q),
@@ -279,7 +309,44 @@ def summarise(records: Records, metrics: Sequence[Metric] = METRICS) -> dict[str
         tag: _tag_metrics([r for r in records if tag in r.tags])
         for tag in sorted({t for r in records for t in r.tags})
     }
+    kinds = [question_kind(r.question) for r in records]
+    summary["by_kind"] = {
+        kind: _kind_metrics([r for r, k in zip(records, kinds, strict=True) if k == kind])
+        for kind in QUESTION_KINDS
+        if kind in kinds
+    }
     return summary
+
+
+QUESTION_KINDS = ("who", "when", "where", "how many", "what/which", "other")
+_KIND_PATTERNS = (
+    ("how many", re.compile(r"\bhow (many|much|long|old|far|big|large|often|tall|high)\b", re.I)),
+    ("when", re.compile(r"\bwhen\b|\b(what|which|in what) (year|date|day|month|century)\b", re.I)),
+    ("where", re.compile(r"\bwhere\b|\b(what|which) (city|country|place|town|region)\b", re.I)),
+    ("who", re.compile(r"\b(who|whom|whose)\b", re.I)),
+    ("what/which", re.compile(r"\b(what|which)\b", re.I)),
+)  # fmt: skip
+
+
+def question_kind(question: str) -> str:
+    """who, when, where, how many, what/which or other: the first pattern that matches."""
+    for kind, pattern in _KIND_PATTERNS:
+        if pattern.search(question):
+            return kind
+    return "other"
+
+
+def _kind_metrics(records: Records) -> dict[str, Any]:
+    ans = _answerable(records)
+    return {
+        "questions": len(records),
+        "unanswerable": len(records) - len(ans),
+        "short_f1": mean(r.scores.get("short_f1") for r in ans),
+        "short_shown": mean(r.scores.get("short_shown") for r in ans),
+        "short_right": mean(r.scores.get("short_right") for r in records),
+        "abstain_recall": _abstention(records, "recall"),
+        "false_abstain": _abstention(records, "false_abstain"),
+    }
 
 
 def _tag_metrics(records: Records) -> dict[str, Any]:

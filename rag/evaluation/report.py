@@ -58,6 +58,32 @@ def render_metrics(
     console.print(table)
 
 
+def render_kinds(console: Console, metrics_by_mode: Mapping[str, Mapping[str, Any]]) -> None:
+    """Short answers and abstention per question kind (who, when, where, how many, …)."""
+    from rich.table import Table
+
+    table = Table(
+        title="by question kind: short F1 · shown right · shown · abstain recall · false abstain",
+        title_justify="left",
+    )
+    table.add_column("kind (questions)")
+    for mode in metrics_by_mode:
+        table.add_column(mode, justify="right")
+    kinds = dict.fromkeys(k for s in metrics_by_mode.values() for k in s.get("by_kind", {}))
+    for kind in kinds:
+        cells, n = [], 0
+        for summary in metrics_by_mode.values():
+            row = summary.get("by_kind", {}).get(kind)
+            if row is None:
+                cells.append("")
+                continue
+            n = row["questions"]
+            cells.append(" · ".join(fmt(row[k], "share") for k in (
+                "short_f1", "short_right", "short_shown", "abstain_recall", "false_abstain")))
+        table.add_row(f"{kind} ({n})", *cells)
+    console.print(table)
+
+
 def render_calibration(
     console: Console, mode: str, rows: Sequence[CalibrationRow], current: float
 ) -> None:

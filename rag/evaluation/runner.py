@@ -34,6 +34,7 @@ from rag.evaluation.report import (
     counts_line,
     file_report,
     render_calibration,
+    render_kinds,
     render_metrics,
     write_json,
 )
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from rag.embedding import Embedder
 
 MODES: tuple[str, ...] = get_args(Mode)
+READERS: tuple[str, ...] = get_args(Settings.model_fields["reader"].annotation)
 DEFAULT_FILE = Path("eval/qa.jsonl")
 
 VectorCache = dict[str, tuple["np.ndarray", float]]  # question -> (vector, embed ms)
@@ -65,6 +67,7 @@ class EvalConfig:
     distractors: Path | None = None  # CSV of extra articles for SQuAD corpora
     corpus_dir: Path | None = None  # keep SQuAD corpus indexes here instead of a temp folder
     limit: int | None = None  # only the first N questions of each file
+    readers: str | None = None  # comma-separated RAG_READER values side by side (default: one)
     calibrate_abstain: bool = False
     json_out: Path | None = None
     thresholds: Mapping[str, float | None] = field(default_factory=dict)  # click option -> bound
@@ -77,6 +80,15 @@ def parse_modes(text: str | None, default: str) -> list[Mode]:
     if bad or not names:
         raise RagError(f"unknown mode(s) {bad or text!r}: choose from {', '.join(MODES)}")
     return list(dict.fromkeys(names))  # type: ignore[arg-type]
+
+
+def parse_readers(text: str | None, default: str) -> list[str]:
+    """`rules,model` → the RAG_READER values to compare, validated."""
+    names = [r.strip() for r in (text or default).split(",") if r.strip()]
+    bad = [r for r in names if r not in READERS]
+    if bad or not names:
+        raise RagError(f"unknown reader(s) {bad or text!r}: choose from {', '.join(READERS)}")
+    return list(dict.fromkeys(names))
 
 
 def run_questions(
@@ -177,15 +189,24 @@ def _eval_file(
     k = config.top_k or settings.top_k
     answerer = config.answerer or settings.answerer
     status = Console(stderr=True, highlight=False)
+    readers = parse_readers(config.readers, settings.reader)
+    records: dict[str, list[QuestionRecord]] = {}
     with open_eval_set(path, config, settings, embedder, status) as (eval_set, file_settings):
-        assistant = Assistant.open(settings=file_settings, embedder=embedder)
         query = Query(question="", top_k=k, answerer=config.answerer)  # the options of each ask
-        records = _ask_all(assistant, eval_set.questions, modes, query, status)
+        for reader in readers:
+            assistant = Assistant.open(
+                settings=file_settings.with_overrides(reader=reader), embedder=embedder
+            )
+            asked = _ask_all(assistant, eval_set.questions, modes, query, status)
+            for mode, recs in asked.items():
+                records[f"{mode} · reader {reader}" if len(readers) > 1 else mode] = recs
     summaries = {mode: summarise(recs) for mode, recs in records.items()}
     threshold = settings.abstain_threshold
     where = "; ".join(eval_set.notes) or str(eval_set.index_dir)
     render_metrics(console, f"{path} · {where}", summaries)
-    console.print(counts_line(next(iter(summaries.values())), k, answerer, threshold))
+    render_kinds(console, summaries)
+    described = answerer if answerer != "extractive" else f"extractive · reader {','.join(readers)}"
+    console.print(counts_line(next(iter(summaries.values())), k, described, threshold))
     calibration: dict[str, list[dict[str, Any]]] = {}
     if config.calibrate_abstain:
         for mode, recs in records.items():

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 from rag.answering import ABSTAIN_TEXT
+from rag.llm.anchor import anchor
 from rag.llm.citations import CitationRewriter, ReasoningFilter, final_draft
 from rag.llm.client import LlmClient, LLMFailure
 from rag.llm.prompt import PackedPassage, PromptTooLong, pack_prompt, prompt_tokens
@@ -57,6 +58,23 @@ def _prompt(
     return messages, packed
 
 
+def _anchor(
+    messages: list[dict[str, str]], packed: list[PackedPassage], extractive: Extractive
+) -> tuple[list[dict[str, str]], str | None] | AnswerDraft:
+    """The anchored prompt and its grammar, or the answer itself when the reader abstains (the
+    model is not asked to contradict it)."""
+    draft = extractive()
+    if draft.abstained:
+        return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, answerer="llm",
+                           confidence=draft.confidence)
+    found = anchor(draft, packed)
+    if found is None:
+        return messages, None
+    note, grammar = found
+    last = {**messages[-1], "content": messages[-1]["content"] + note}
+    return [*messages[:-1], last], grammar
+
+
 def stream_answer(
     client: LlmClient, question: str, passages: list[Passage], extractive: Extractive
 ) -> Iterator[str | AnswerDraft]:
@@ -78,10 +96,17 @@ def stream_answer(
         yield _fallback(extractive, prompt)
         return
     messages, packed = prompt
+    grammar = None
+    if client.config.anchor:  # small local model: the reader's answer anchors it
+        anchored = _anchor(messages, packed, extractive)
+        if isinstance(anchored, AnswerDraft):
+            yield anchored
+            return
+        messages, grammar = anchored
     reasoning = ReasoningFilter()
     rewriter = CitationRewriter(len(packed))
     try:
-        for piece in client.generate(messages):
+        for piece in client.generate(messages, grammar=grammar):
             out = rewriter.feed(reasoning.feed(piece))
             if out:
                 yield out

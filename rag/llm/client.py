@@ -62,6 +62,7 @@ class LlmConfig:
     context_window: int
     retries: int
     api_key: str = field(default="", repr=False)
+    anchor: bool = False  # small local model: reader anchor + llama.cpp citation grammar
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlmConfig:
@@ -75,6 +76,7 @@ class LlmConfig:
             context_window=settings.llm_context_window,
             retries=settings.llm_retries,
             api_key=key,
+            anchor=settings.llm_anchor,
         )
 
     @property
@@ -156,14 +158,17 @@ class LlmClient:
                     text = text.replace(secret, "[REDACTED]")
         return text
 
-    def _body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        return {
+    def _body(self, messages: list[dict[str, str]], grammar: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "model": self.config.model,
             "messages": messages,
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
             "stream": True,
         }
+        if grammar is not None:  # llama.cpp servers' GBNF constraint (an extension field)
+            body["grammar"] = grammar
+        return body
 
     def _headers(self) -> dict[str, str]:
         """Request headers; the bearer token only when a key is set (local servers need none)."""
@@ -172,10 +177,12 @@ class LlmClient:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         return headers
 
-    def generate(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def generate(
+        self, messages: list[dict[str, str]], grammar: str | None = None
+    ) -> Iterator[str]:
         """Raw answer text pieces, with retries on 429/5xx/connection errors before the first
         piece. Raises LLMFailure (with a safe reason) on any failure."""
-        body = self._body(messages)
+        body = self._body(messages, grammar)
         attempts = self.config.retries + 1
         for attempt in range(attempts):
             started = False

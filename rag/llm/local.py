@@ -105,6 +105,7 @@ def client_env(port: int) -> dict[str, str]:
         "RAG_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1",
         "RAG_LLM_MODEL": MODEL_ALIAS,
         "RAG_LLM_CONTEXT_WINDOW": str(CLIENT_CONTEXT_WINDOW),
+        "RAG_LLM_ANCHOR": "1",
     }
 
 
