@@ -20,7 +20,8 @@ out of that domain it refused 13 % (SQuAD eval articles) and 22 % (the news seed
 answerable questions; letting a confident reader overrule the rules' refusals lowered their
 false abstentions on validation from 6.5 % to 2.0 % instead (at margin 0; docs/reader.md).
 
-`confidence` is the logistic of (margin − show threshold): 0.5 where short answers start.
+`confidence` is the logistic of the margin: above 0.5 the reader prefers a span to "no
+answer"; a short answer is shown from 0.993 (margin 5.0).
 Invariants as in `rag.answering`: `document.text[c.start:c.end] == c.quote` for every
 citation and `document.text[short.start:short.end] == short.text` inside citation 1.
 """
@@ -111,7 +112,7 @@ def reader_answer(
     best = max(spans, key=lambda w: (w.margin, -w.window), default=None)
     if best is None:
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=0.0)
-    confidence = round(1 / (1 + math.exp(min(50.0, reader.show_threshold - best.margin))), 4)
+    confidence = round(1 / (1 + math.exp(min(50.0, -best.margin))), 4)
     if best.margin < OVERRULE_MARGIN and rules_abstain():
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
     win = wins[best.window]
