@@ -127,7 +127,7 @@ class Settings(BaseSettings):
         "unset = the one shipped in rag/reader/model.",
     )
     reader_windows: int = Field(
-        3, ge=1, le=10, description="Best sentences the reader reads per question (its budget)."
+        2, ge=1, le=10, description="Best sentences the reader reads per question (its budget)."
     )
     reader_context: int = Field(
         0, ge=0, le=3, description="Sentences the reader also reads on each side of each one."

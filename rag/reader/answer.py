@@ -21,7 +21,7 @@ answerable questions; letting a confident reader overrule the rules' refusals lo
 false abstentions on validation from 6.5 % to 2.0 % instead (at margin 0; docs/reader.md).
 
 `confidence` is the logistic of the margin: above 0.5 the reader prefers a span to "no
-answer"; a short answer is shown from 0.993 (margin 5.0).
+answer"; a short answer is shown from 0.996 (margin 5.5, reader.json).
 Invariants as in `rag.answering`: `document.text[c.start:c.end] == c.quote` for every
 citation and `document.text[short.start:short.end] == short.text` inside citation 1.
 """
