@@ -111,7 +111,6 @@ def test_relative_links_resolve(path: Path):
     for target in relative_links(path):
         file_part, _, fragment = target.partition("#")
         resolved = (path.parent / file_part).resolve() if file_part else path
-        where = resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else None
         if not resolved.exists():
             broken.append(f"{target}: no such file")
         elif fragment and resolved.suffix == ".md" and fragment not in anchors(resolved):
