@@ -100,7 +100,10 @@ def test_short_answer_leads_and_its_sentence_comes_first(assistant: Assistant) -
     ],
 )  # fmt: skip
 def test_short_answers_of_typed_questions(assistant: Assistant, question: str, short: str) -> None:
-    answer = assistant.ask(question)
+    """The rules' typed short answers (RAG_READER=rules; the reader shows only confident ones)."""
+    rules = Assistant(assistant.settings.with_overrides(reader="rules"), assistant.snapshot,
+                      assistant.embedder)
+    answer = rules.ask(question)
     check_citations(assistant, answer)
     assert answer.short_answer is not None and answer.short_answer.text == short
 

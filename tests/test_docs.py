@@ -122,8 +122,11 @@ def dry_run(target: str, tmp_path: Path) -> str:
     """`make -n TARGET` in a copy of the build files with no .venv: what a fresh clone runs."""
     for name in ("Makefile", "pyproject.toml", "constraints.txt"):
         shutil.copy(ROOT / name, tmp_path / name)
+    # run from `make test` too: the parent make's variables would make this a sub-make
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", target],
+        cwd=tmp_path, capture_output=True, text=True, check=True, env=env,
     )
     return done.stdout
 
