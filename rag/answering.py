@@ -206,6 +206,7 @@ def extractive_answer(
     max_sentences: int,
     threshold: float,
     short_answers: bool = True,
+    scored: list[ScoredSentence] | None = None,
 ) -> AnswerDraft:
     """The best sentences, best first, with the short answer's sentence leading; or abstain.
 
@@ -213,7 +214,8 @@ def extractive_answer(
     question occurs in no retrieved passage, or when a typed question (who, when, how many,
     where) has no candidate of its type near its terms.
     """
-    scored = score_sentences(snap, question, qvec, passages)
+    if scored is None:  # the reader's answer passes the sentences it has scored already
+        scored = score_sentences(snap, question, qvec, passages)
     confidence = round(scored[0].score if scored else 0.0, 4)
     if not scored or confidence < threshold:
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)

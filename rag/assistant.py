@@ -10,6 +10,7 @@ calls already running finish on the snapshot they started with.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag import store
-from rag.answering import extractive_answer
+from rag.answering import ScoredSentence, extractive_answer
 from rag.embedding import Embedder
 from rag.errors import IndexStoreError, QuestionError
 from rag.memory import release_memory
@@ -300,36 +301,7 @@ class Assistant:
         t2 = time.perf_counter()
         yield "passages", passages
 
-        def rules(short_answers: bool) -> AnswerDraft:
-            s = self.settings
-            return extractive_answer(
-                snap,
-                q.question,
-                qvec,
-                passages,
-                max_sentences=s.answer_sentences,
-                threshold=s.abstain_threshold,
-                short_answers=short_answers,
-            )
-
-        def extractive() -> AnswerDraft:
-            s = self.settings
-            if s.reader == "model":
-                from rag.reader.answer import reader_answer
-
-                return reader_answer(
-                    snap,
-                    q.question,
-                    qvec,
-                    passages,
-                    self.reader(),
-                    max_sentences=s.answer_sentences,
-                    windows=s.reader_windows,
-                    context=s.reader_context,
-                    rules_abstain=lambda: rules(short_answers=True).abstained,
-                )
-            return rules(short_answers=s.reader == "rules")
-
+        extractive = functools.partial(self._extractive, snap, q.question, qvec, passages)
         if q.answerer == "llm":
             from rag.llm import stream_answer
 
@@ -351,6 +323,40 @@ class Assistant:
             "total": _ms(t3 - t0),
         }
         yield "done", draft.to_answer(q.question, passages, q.mode, timings)
+
+    def _extractive(
+        self, snap: Snapshot, question: str, qvec: np.ndarray | None, passages: list[Passage]
+    ) -> AnswerDraft:
+        """The extractive answer: the reader's (`RAG_READER=model`) or the rules'."""
+        s = self.settings
+
+        def rules(short_answers: bool, scored: list[ScoredSentence] | None = None) -> AnswerDraft:
+            return extractive_answer(
+                snap,
+                question,
+                qvec,
+                passages,
+                max_sentences=s.answer_sentences,
+                threshold=s.abstain_threshold,
+                short_answers=short_answers,
+                scored=scored,
+            )
+
+        if s.reader != "model":
+            return rules(short_answers=s.reader == "rules")
+        from rag.reader.answer import reader_answer
+
+        return reader_answer(
+            snap,
+            question,
+            qvec,
+            passages,
+            self.reader(),
+            max_sentences=s.answer_sentences,
+            windows=s.reader_windows,
+            context=s.reader_context,
+            rules_abstain=lambda scored: rules(True, scored).abstained,
+        )
 
     def reader(self) -> Reader:
         """The process's reader model (`RAG_READER=model`), loaded on first use."""

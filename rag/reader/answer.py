@@ -85,12 +85,13 @@ def reader_answer(
     *,
     max_sentences: int,
     windows: int,
-    rules_abstain: Callable[[], bool],
+    rules_abstain: Callable[[list[ScoredSentence]], bool],
     context: int = 0,
 ) -> AnswerDraft:
     """The reader's answer: its short answer's sentence first, or abstain.
 
-    `rules_abstain()` is the rule-based evidence check (`rag.answering`); it is asked only when
+    `rules_abstain(scored)` is the rule-based evidence check (`rag.answering`, reusing these
+    scored sentences); it is asked only when
     the reader's margin is at most 0, and decides then (see the module docstring for why)."""
     scored = score_sentences(snap, question, qvec, passages)
     pool, seen = [], set()
@@ -113,7 +114,7 @@ def reader_answer(
     if best is None:
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=0.0)
     confidence = round(1 / (1 + math.exp(min(50.0, -best.margin))), 4)
-    if best.margin < OVERRULE_MARGIN and rules_abstain():
+    if best.margin < OVERRULE_MARGIN and rules_abstain(scored):
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
     win = wins[best.window]
     start, end = starts[best.window] + best.start, starts[best.window] + best.end

@@ -200,8 +200,7 @@ def article_examples(
             keep = [i for i in keep if _without_answer(para, i, i, golds)]
             if keep:
                 i = max(keep, key=lambda k: (_overlap(qwords, para, k), -k))
-                if _without_answer(para, i, i, golds):
-                    out.append(Example(q.text, _window(para, i, i)[1], None, "beside", golds))
+                out.append(Example(q.text, _window(para, i, i)[1], None, "beside", golds))
     return out
 
 

