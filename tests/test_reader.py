@@ -149,11 +149,13 @@ def test_reader_finds_the_day_of_the_call_and_cites_its_sentence_first(assistant
 
 
 def test_a_confident_short_answer_is_shown_inside_citation_one(assistant) -> None:
-    answer = assistant.ask("Who is the chairman of the Arab Parliament?")
-    assert answer.short_answer is not None and "Al-Asoumi" in answer.short_answer.text
+    answer = assistant.ask("In which city did the Arab Parliament release its statement about "
+                           "the meeting with Gafarova?")
+    assert answer.short_answer is not None and answer.short_answer.text == "Cairo"
     first = answer.citations[0]
     assert first.start <= answer.short_answer.start < answer.short_answer.end <= first.end
-    assert answer.confidence >= 0.5
+    # confidence is the calibrated probability that the short answer is right
+    assert answer.confidence >= assistant.reader().show_model.threshold
 
 
 def test_reader_refuses_what_the_articles_do_not_say(assistant) -> None:
@@ -177,7 +179,7 @@ def test_every_short_answer_is_an_exact_slice_inside_citation_one(assistant) -> 
         assert doc.text[s.start : s.end] == s.text
         c = a.citations[s.n - 1]
         assert s.n == 1 and c.doc_id == s.doc_id and c.start <= s.start and s.end <= c.end
-    assert shown >= len(questions) // 5
+    assert shown >= 3  # the decision shows few, but some (docs/reader.md: coverage)
 
 
 def test_reader_setting_switches_between_model_rules_and_off(assistant) -> None:

