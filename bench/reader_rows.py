@@ -101,7 +101,7 @@ def rows_of(path: Path, args: argparse.Namespace) -> list[dict]:
                 "top_score": reading.scored[0].score if reading.scored else None,
                 "windows": wins,
                 "best": best_text if best else None,
-                "features": features(reading, best, best_text) if best else None,
+                "features": features(best, reading.spans, best_text) if best else None,
                 "f1": squad_f1(best_text, q.answers) if best and q.answers else 0.0,
             })
     return rows

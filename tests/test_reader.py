@@ -11,9 +11,10 @@ import pytest
 
 from rag.errors import RagError
 from rag.reader.data import encode_pair, featurize, load_tokenizer, split_by_title
+from rag.reader.network import base_model_path
 from rag.reader.runtime import MODEL_DIR, Reader
 from rag.reader.spans import best_span
-from rag.reader.train import TrainConfig, base_model_path, train_and_export
+from rag.reader.train import TrainConfig, train_and_export
 
 FACTS = [
     ("Arland", "Port Vessa", "copper", 1821, "Mira Tolan"),

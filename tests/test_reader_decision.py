@@ -68,9 +68,9 @@ def test_features_of_a_real_reading(assistant) -> None:
     best = reading.best()
     doc_id, start, end = reading.offsets(best)
     text = assistant.document(doc_id).text[start:end]
-    f = features(reading, best, text)
+    f = features(best, reading.spans, text)
     assert set(f) == set(FEATURES) and "Al-Asoumi" in text
     assert f["lead"] == 1.0 and f["gap"] > 0 and f["margin"] > 0 > f["log_prob"]
     others = [s for s in reading.spans if s.window != best.window]
     for s in others:  # a weaker window's gap is the best one's, negated
-        assert features(reading, s, "x")["gap"] == pytest.approx(-f["gap"])
+        assert features(s, reading.spans, "x")["gap"] == pytest.approx(-f["gap"])

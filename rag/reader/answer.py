@@ -176,7 +176,7 @@ def judge(reader: Reader, reading: Reading, span: WindowSpan, text: str) -> tupl
     if reader.show_model is None:
         return span.margin >= reader.show_threshold, round(
             1 / (1 + math.exp(min(50.0, -span.margin))), 4)
-    p = reader.show_model.probability(features(reading, span, text))
+    p = reader.show_model.probability(features(span, reading.spans, text))
     return p >= reader.show_model.threshold, round(p, 4)
 
 

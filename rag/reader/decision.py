@@ -11,7 +11,7 @@ fitted on the validation articles' questions asked through the whole pipeline
 is shown when it reaches `threshold`, chosen there to maximise right − 2 × wrong shown answers
 (a wrong short answer undoes two right ones; docs/reader.md has the trade-off at other costs).
 
-Invariants: the features are computed by this module only, from the same `Reading` in serving
+Invariants: the features are computed by this module only, from the same reading in serving
 and in calibration, so the fitted weights see what they were fitted on; a `reader.json` without
 `decision` falls back to the margin threshold `thresholds.show`.
 """
@@ -21,13 +21,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from rag.reader.answer import Reading
-    from rag.reader.runtime import WindowSpan
+
+class SpanLike(Protocol):
+    """A window's best span as the reader returns it (`rag.reader.runtime.WindowSpan`)."""
+
+    @property
+    def window(self) -> int: ...
+    @property
+    def margin(self) -> float: ...
+    @property
+    def prob(self) -> float: ...
 
 # Only what the reader itself says about the span and its sentence: retrieval's scores
 # (passage rank, the sentence's share of the question's terms) depend on the corpus — a
@@ -37,15 +44,16 @@ FEATURES = ("margin", "log_prob", "gap", "span_words", "lead")
 GAP_CAP = 15.0  # the margin over the next-best window, capped (one window: the cap)
 
 
-def features(reading: Reading, span: WindowSpan, text: str) -> dict[str, float]:
-    """The features of `span` (whose text is `text`) among the reading's spans.
+def features(span: SpanLike, spans: Sequence[SpanLike], text: str) -> dict[str, float]:
+    """The features of `span` (whose text is `text`) among the best spans of all the windows
+    read for the question (`spans`; window 0 is the best-scored sentence).
 
     - margin, log_prob: the reader's span score over "no answer", and its probability;
     - gap: the margin over the best span of any other window (agreement is not a gap);
     - span_words: log(1 + words in the span): long spans are often a list around the answer;
     - lead: 1 when the span is in the best-scored sentence of the retrieved passages.
     """
-    others = [s.margin for s in reading.spans if s.window != span.window]
+    others = [s.margin for s in spans if s.window != span.window]
     return {
         "margin": span.margin,
         "log_prob": math.log(max(span.prob, 1e-9)),

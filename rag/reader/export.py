@@ -47,7 +47,7 @@ def export_reader(weights: Path, target: Path, base: str, meta: dict) -> Path:
     import torch
 
     from rag.embedders.onnx_engine import FP32, INT8, quantize
-    from rag.reader.train import build_model
+    from rag.reader.network import build_model
 
     model = build_model(base)
     model.load_state_dict(torch.load(weights, weights_only=True))

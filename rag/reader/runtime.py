@@ -43,7 +43,7 @@ class Reader:
     def __init__(self, folder: Path = MODEL_DIR, threads: int = 1, base: str = "") -> None:
         import onnxruntime as ort
 
-        from rag.reader.train import base_model_path
+        from rag.reader.network import base_model_path
 
         meta_path = folder / META_FILE
         try:

