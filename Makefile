@@ -15,7 +15,7 @@ DEPS := pyproject.toml constraints.txt
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup setup-serve setup-test llm serve index test lint bench docs clean
+.PHONY: setup setup-serve setup-test llm serve index test lint imports bench docs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -69,6 +69,10 @@ test: setup-test
 
 lint: $(VENV)/.lint-deps
 	$(BIN)/ruff check .
+
+# Import circles, rag → server imports, module and function sizes (standard library only).
+imports:
+	$(PY) tools/check_imports.py --sizes
 
 bench: setup-serve
 	$(BIN)/python bench/index_build.py

@@ -142,7 +142,7 @@ class Server:
         cmd = [
             sys.executable,
             "-m",
-            "rag.cli",
+            "server.cli",
             "serve",
             "--port",
             str(self.port),

@@ -60,7 +60,7 @@ from bench.load import (
     ensure_index,
     machine,
 )
-from bench.soak_report import compare_traces, plot_compare, write_outputs
+from bench.soak_report import Sample, compare_traces, plot_compare, write_outputs
 
 SWAP_DOC = "soak-swap.txt"
 # the shared data sits beside the checkout (../shared) or beside the worktrees' parent
@@ -83,7 +83,7 @@ class Server(load.Server):
             return
         self.port = load.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port)]
         cmd += ["--seeds", str(seeds.resolve()), "--index", str(index.resolve())]
         self._log = log.open("w")
         self.proc = subprocess.Popen(
@@ -247,16 +247,6 @@ async def swap(server: Server, seeds: Path, index: Path, k: int, via: str, texts
 
 
 # ---------------------------------------------------------------------------- sampling
-
-
-@dataclass
-class Sample:
-    minute: float
-    rss_mib: float
-    threads: int
-    requests: int
-    errors: int
-    event: str = ""
 
 
 def server_processes(proc: psutil.Process) -> list[psutil.Process]:

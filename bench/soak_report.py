@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bench.load import OUT
 
-if TYPE_CHECKING:
-    from bench.soak import Sample
+
+@dataclass
+class Sample:
+    """One reading of the server's memory (or an event: a swap, a restart) during a soak."""
+
+    minute: float
+    rss_mib: float
+    threads: int
+    requests: int
+    errors: int
+    event: str = ""
 
 
 def write_outputs(label: str, samples: list[Sample], summary: str, title: str) -> None:

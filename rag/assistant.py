@@ -10,6 +10,7 @@ calls already running finish on the snapshot they started with.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import threading
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rag import question_steps as steps
 from rag import store
-from rag.answering import ScoredSentence, extractive_answer
 from rag.embedding import Embedder
 from rag.errors import IndexStoreError, QuestionError
 from rag.memory import release_memory
@@ -34,20 +35,19 @@ from rag.models import (
     SearchQuery,
     SearchResult,
 )
-from rag.retrieval import Snapshot, retrieve
+from rag.question_steps import ms
+from rag.retrieval import Snapshot
 from rag.settings import Settings, load_settings
+from rag.time_answer import answer_in_time, with_days
 
 if TYPE_CHECKING:
     from rag.llm import LlmClient
     from rag.reader.runtime import Reader
+    from rag.timeline import Timeline
 
 logger = logging.getLogger(__name__)
 
 StreamEvent = tuple[str, Any]  # ("passages", list[Passage]) | ("delta", str) | ("done", Answer)
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
 
 
 class Assistant:
@@ -179,7 +179,7 @@ class Assistant:
             query_vector: the question's embedding when the caller already has it (the HTTP
                 service embeds concurrent questions together).
             snapshot: the index version to search (default: the live one).
-            **options: `top_k`, `mode`, `filters` overriding those of `query`.
+            **options: `top_k`, `mode`, `filters`, `as_of` overriding those of `query`.
 
         Returns:
             A `SearchResult`: up to `top_k` passages best first, each with its document id,
@@ -196,18 +196,24 @@ class Assistant:
         t0 = time.perf_counter()
         q = self._resolve(SearchQuery.of(query, **options))
         snap = snapshot or self._snapshot
-        qvec = query_vector
-        if qvec is None and q.mode != "bm25":
-            qvec = self.embed([q.question])[0]
+        qvec = self._vector(q, query_vector)
         t1 = time.perf_counter()
-        passages = self._retrieve(snap, q, qvec)
+        scope = steps.scope_of(self.settings, snap, q)
+        passages = steps.retrieve_in(self.settings, snap, q, qvec, scope)
         t2 = time.perf_counter()
         return SearchResult(
             query=q.question,
             mode=q.mode,
             passages=passages,
-            timings={"embed": _ms(t1 - t0), "retrieve": _ms(t2 - t1), "total": _ms(t2 - t0)},
+            timings={"embed": ms(t1 - t0), "retrieve": ms(t2 - t1), "total": ms(t2 - t0)},
+            **scope.fields(answer=False),
         )
+
+    def _vector(self, q: SearchQuery, given: np.ndarray | None) -> np.ndarray | None:
+        """The question's embedding: `given`, else computed unless only BM25 ranks."""
+        if given is None and q.mode != "bm25":
+            return self.embed([q.question])[0]
+        return given
 
     def _resolve(self, query: SearchQuery) -> Any:
         """The query with its question checked and unset options taken from the settings."""
@@ -216,24 +222,11 @@ class Assistant:
             "question": self.check_question(query.question),
             "top_k": query.top_k or s.top_k,
             "mode": query.mode or s.mode,
+            "as_of": query.as_of or s.as_of or dt.date.today(),
         }
         if isinstance(query, Query):
             fill["answerer"] = query.answerer or s.answerer
         return query.model_copy(update=fill)
-
-    def _retrieve(self, snap: Snapshot, q: SearchQuery, qvec: np.ndarray | None) -> list[Passage]:
-        s = self.settings
-        return retrieve(
-            snap,
-            q.question,
-            qvec,
-            mode=q.mode or s.mode,
-            top_k=q.top_k or s.top_k,
-            filters=q.filters,
-            rrf_k=s.rrf_k,
-            weights=(s.dense_weight, s.bm25_weight),
-            mmr_lambda=s.mmr_lambda,
-        )
 
     def ask(
         self,
@@ -248,7 +241,9 @@ class Assistant:
         Args:
             query: a `Query`, or the question as a string.
             query_vector: the question's embedding when the caller already has it.
-            **options: `top_k`, `mode`, `filters`, `answerer` overriding those of `query`.
+            **options: `top_k`, `mode`, `filters`, `as_of`, `answerer` overriding those of
+                `query`. `as_of` (default `RAG_AS_OF`, else today) hides later articles and
+                anchors relative words; see `rag.time_scope` and `rag.time_answer`.
 
         Returns:
             An `Answer`: `answer` (text with `[n]` markers, or a plain statement that the
@@ -297,7 +292,8 @@ class Assistant:
         snap = self._snapshot  # one snapshot for the whole request
         qvec = query_vector if query_vector is not None else self.embed([q.question])[0]
         t1 = time.perf_counter()
-        passages = self._retrieve(snap, q, qvec)
+        scope = steps.scope_of(self.settings, snap, q)
+        passages = steps.retrieve_in(self.settings, snap, q, qvec, scope)
         t2 = time.perf_counter()
         yield "passages", passages
 
@@ -312,51 +308,54 @@ class Assistant:
                 else:
                     draft = item
             assert draft is not None
+            draft = with_days(snap, draft)
         else:
-            draft = extractive()
+            answer = functools.partial(self._extractive, snap, q.question, qvec)
+            draft = answer_in_time(snap, scope, q.question, qvec, passages, answer)
             yield "delta", draft.answer
         t3 = time.perf_counter()
         timings = {
-            "embed": _ms(t1 - t0),
-            "retrieve": _ms(t2 - t1),
-            "answer": _ms(t3 - t2),
-            "total": _ms(t3 - t0),
+            "embed": ms(t1 - t0),
+            "retrieve": ms(t2 - t1),
+            "answer": ms(t3 - t2),
+            "total": ms(t3 - t0),
         }
-        yield "done", draft.to_answer(q.question, passages, q.mode, timings)
+        done = draft.to_answer(q.question, passages, q.mode, timings)
+        yield "done", done.model_copy(update=scope.fields(answer=True))
 
     def _extractive(
         self, snap: Snapshot, question: str, qvec: np.ndarray | None, passages: list[Passage]
     ) -> AnswerDraft:
         """The extractive answer: the reader's (`RAG_READER=model`) or the rules'."""
-        s = self.settings
+        return steps.extractive(self.settings, snap, question, qvec, passages, self.reader)
 
-        def rules(short_answers: bool, scored: list[ScoredSentence] | None = None) -> AnswerDraft:
-            return extractive_answer(
-                snap,
-                question,
-                qvec,
-                passages,
-                max_sentences=s.answer_sentences,
-                threshold=s.abstain_threshold,
-                short_answers=short_answers,
-                scored=scored,
-            )
+    def timeline(
+        self,
+        query: SearchQuery | str,
+        /,
+        *,
+        query_vector: np.ndarray | None = None,
+        **options: Any,
+    ) -> Timeline:
+        """Dated events for a question or a name, oldest first, each an exact cited sentence
+        with the copies of its story folded (`rag.timeline`), and the stories they belong to.
 
-        if s.reader != "model":
-            return rules(short_answers=s.reader == "rules")
-        from rag.reader.answer import reader_answer
+        Takes the arguments of `search` (`top_k`, passages to draw the events from, defaults
+        to `rag.timeline.TIMELINE_TOP_K`). Raises QuestionError like `search`.
 
-        return reader_answer(
-            snap,
-            question,
-            qvec,
-            passages,
-            self.reader(),
-            max_sentences=s.answer_sentences,
-            windows=s.reader_windows,
-            context=s.reader_context,
-            rules_abstain=lambda scored: rules(True, scored).abstained,
-        )
+        The timeline reports the `as_of` and `period` it used, like `search`.
+
+        Example:
+            >>> [e.event_date for e in assistant.timeline("Ilse Brandt").events][:2]
+            ['2022-03-14', '2023-06-12']
+        """
+        from rag.timeline import TIMELINE_TOP_K
+
+        t0 = time.perf_counter()
+        asked = SearchQuery.of(query, **options)
+        q = self._resolve(asked.model_copy(update={"top_k": asked.top_k or TIMELINE_TOP_K}))
+        qvec = self._vector(q, query_vector)
+        return steps.timeline_of(self.settings, self._snapshot, q, qvec, started=t0)
 
     def reader(self) -> Reader:
         """The process's reader model (`RAG_READER=model`), loaded on first use."""

@@ -4,9 +4,10 @@ Read by `rag.indexing.build_index` before anything is loaded or embedded:
 
 - `up_to_date`: the stat fast path. The live manifest records the settings that shape chunks
   and vectors and the (size, mtime_ns, inode) of every listed file; when all of them match,
-  the answer is "up to date" without reading a file or importing torch. A version whose copy
-  groups are missing or stale (`rag.copies.is_current`) is not up to date: the build writes
-  a new version, keeping every document and embedding nothing.
+  the answer is "up to date" without reading a file or importing torch (`rag.noop`, which
+  the CLI also runs alone, before importing anything heavy). A version whose copy groups are
+  missing or stale (`rag.copy_record.is_current`) is not up to date: the build writes a new
+  version, keeping every document and embedding nothing.
 - `plan_build`: per file, keep its stored rows, embed it, or skip it again (it failed before).
   A file is hashed only when its stat changed, or with `verify`; a change of those settings
   (or `rebuild`) embeds everything.
@@ -19,13 +20,15 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from rag import copies, store
+from rag import noop, store
+from rag.copy_record import is_current
 from rag.errors import IndexStoreError
 from rag.loading import FileStat, file_sha256
-from rag.manifest import dense_kind, settings_fingerprint, store_record
-from rag.models import BuildReport, LoadWarning
+from rag.manifest import settings_fingerprint
+from rag.models import BuildReport
+from rag.noop import live_manifest
 from rag.settings import Settings
 from rag.writer import PreviousVersion
 
@@ -52,49 +55,25 @@ class BuildPlan:
         return [f for f, action in self.entries if action == "embed"]
 
 
-def live_manifest(settings: Settings) -> dict[str, Any] | None:
-    try:
-        return store.read_manifest(store.version_path(settings.index_dir)[1])
-    except IndexStoreError:
-        return None
-
-
-def _recorded_warnings(manifest: dict[str, Any]) -> list[str]:
-    return [
-        str(LoadWarning(path, reason))
-        for path, reasons in manifest.get("warnings", {}).items()
-        for reason in reasons
-    ]
-
-
 def up_to_date(settings: Settings, files: list[FileStat]) -> BuildReport | None:
-    """The stat fast path: a report when the live manifest records the same settings, index
-    kind and (size, mtime_ns, inode) of every file; None when the files must be looked at."""
+    """The stat fast path (`rag.noop.up_to_date`): a report when the live manifest records the
+    same settings, index kind and (size, mtime_ns, inode) of every file; None when the files
+    must be looked at."""
     manifest = live_manifest(settings)
-    if manifest is None or manifest.get("files") != {f.doc_id: f.key for f in files}:
-        return None
-    return _same_settings_report(settings, manifest)
+    found = None if manifest is None else noop.up_to_date(settings, files, manifest)
+    return None if found is None else _report(found)
 
 
-def _same_settings_report(settings: Settings, manifest: dict[str, Any]) -> BuildReport | None:
-    n_chunks = int(manifest.get("counts", {}).get("chunks", 0))
-    if (
-        manifest.get("settings") != settings_fingerprint(settings)
-        or manifest.get("dense_index") != dense_kind(settings, n_chunks)
-        or manifest.get("store", {"kind": "faiss"}) != store_record(settings)
-        or not copies.is_current(manifest)
-    ):
-        return None
-    n_docs = len(manifest.get("documents", {}))
+def _report(found: noop.UpToDate) -> BuildReport:
     return BuildReport(
-        version=store.current_version(settings.index_dir),
+        version=found.version,
         full_rebuild=False,
-        reason="up to date",
-        unchanged=n_docs,
-        documents=n_docs,
-        chunks=n_chunks,
-        copy_groups=len(copies.groups_from(manifest)),
-        warnings=_recorded_warnings(manifest),
+        reason=found.reason,
+        unchanged=found.documents,
+        documents=found.documents,
+        chunks=found.chunks,
+        copy_groups=found.copy_groups,
+        warnings=found.warnings,
     )
 
 
@@ -132,7 +111,7 @@ def plan_build(
         else:
             entries.append((f, "skip" if same_stat else "embed"))
     removed = sorted(set(docs) - {f.doc_id for f in files})
-    reason = "incremental" if copies.is_current(prev.manifest) else "copy detection out of date"
+    reason = "incremental" if is_current(prev.manifest) else "copy detection out of date"
     return BuildPlan(entries, prev, reason, removed)
 
 
@@ -142,8 +121,8 @@ def refresh_if_unchanged(settings: Settings, plan: BuildPlan) -> BuildReport | N
     prev = plan.previous
     if prev is None or plan.todo or plan.removed:
         return None
-    report = _same_settings_report(settings, prev.manifest)
-    if report is None:
+    found = noop.unchanged(settings, prev.manifest)
+    if found is None:
         return None
     current = {f.doc_id: f.key for f, _ in plan.entries}
     if prev.manifest.get("files") != current:
@@ -151,4 +130,4 @@ def refresh_if_unchanged(settings: Settings, plan: BuildPlan) -> BuildReport | N
         store.write_atomic(
             prev.path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode()
         )
-    return report
+    return _report(found)

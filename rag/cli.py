@@ -1,6 +1,10 @@
 """`rag`: build the index, search it, ask it, serve it, evaluate it.
 
 User mistakes end in one line on stderr and a non-zero exit; `--debug` shows tracebacks.
+The commands that start the HTTP service and the MCP server (`rag serve`, `rag mcp`) are
+registered on this group by `server.cli`, the `rag` console script: `server` imports `rag`,
+never the reverse. Each command imports what it uses when it runs; settings are read on first
+use, and a no-op `rag index` is decided by `rag.noop` before anything heavy is imported.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import ValidationError
 
 from rag.errors import RagError
-from rag.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 if os.environ.get("RAG_ALLOW_DOWNLOADS") != "1":  # nothing is fetched unless asked for
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,9 +31,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 MODES = click.Choice(["dense", "bm25", "hybrid"])
 
 
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+def command_settings(ctx: click.Context, **overrides: Any) -> Settings:
+    """The settings a command runs with: the environment and the group's `--embed-backend`
+    (read on first use), with this command's flags (those not None) on top."""
+    if "settings" not in ctx.obj:
+        from rag.settings import load_settings
+
+        ctx.obj["settings"] = load_settings(embed_backend=ctx.obj["embed_backend"])
     base: Settings = ctx.obj["settings"]
     return base.with_overrides(**overrides)
+
+
+_settings = command_settings  # the short name the commands of this module use
 
 
 def _echo_json(data: Any) -> None:
@@ -52,7 +66,7 @@ def cli(ctx: click.Context, verbose: bool, debug: bool, embed_backend: str | Non
     )
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    ctx.obj["settings"] = load_settings(embed_backend=embed_backend)
+    ctx.obj["embed_backend"] = embed_backend
 
 
 @cli.command("index")
@@ -82,10 +96,20 @@ def index_cmd(
     ray_address: str | None,
 ) -> None:
     """Build or incrementally update the index from the articles folder."""
-    from rag.indexing import build_index
+    report, listing = None, None
+    if not (rebuild or verify or as_json or ray_address):  # a no-op, told before heavy imports
+        from rag.noop import UpToDate, index_if_unchanged
 
-    settings = _settings(ctx, seeds_dir=seeds_dir, index_dir=index_dir, ray_address=ray_address)
-    report = build_index(settings, rebuild=rebuild, verify=verify)
+        found = index_if_unchanged(
+            seeds_dir=seeds_dir, index_dir=index_dir, embed_backend=ctx.obj["embed_backend"]
+        )
+        report, listing = (found, None) if isinstance(found, UpToDate) else (None, found)
+    if report is None:
+        from rag.indexing import build_index
+
+        settings = _settings(ctx, seeds_dir=seeds_dir, index_dir=index_dir, ray_address=ray_address)
+        report = build_index(settings, rebuild=rebuild, verify=verify, listing=listing)
+        index_dir = settings.index_dir
     if as_json:
         _echo_json(report.model_dump())
         return
@@ -102,7 +126,7 @@ def index_cmd(
         f"{kind} ({report.reason}): {len(report.added)} added, {len(report.changed)} changed, "
         f"{len(report.removed)} removed, {report.unchanged} unchanged documents; "
         f"{report.chunks_embedded} of {report.chunks} chunks embedded in {report.seconds:.2f} s "
-        f"→ {settings.index_dir}/versions/{report.version}"
+        f"→ {index_dir}/versions/{report.version}"
     )
 
 
@@ -150,6 +174,11 @@ def _query_command(f: Any) -> Any:
             click.option("--source", multiple=True, help="Only documents from this source."),
             click.option("--since", help="Only documents dated on/after YYYY-MM-DD."),
             click.option("--until", help="Only documents dated on/before YYYY-MM-DD."),
+            click.option(
+                "--as-of",
+                help="Ask as on this day, YYYY-MM-DD: later articles are not used and relative "
+                "words count from it (default: RAG_AS_OF, else today).",
+            ),
             click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
         ]
     ):
@@ -167,11 +196,24 @@ def search_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: 
     assistant = Assistant.open(settings=_settings(ctx, index_dir=index_dir))
     result = assistant.search(query)
     if as_json:
-        _echo_json(result.model_dump())
+        _echo_json(result.model_dump(mode="json"))
         return
     from rag.display import print_passages
 
-    print_passages(result.passages, result.timings)
+    print_passages(result.passages, result.timings, as_of=result.as_of, period=result.period)
+
+
+@cli.command("timeline")
+@click.argument("question", metavar="QUERY")
+@_query_command
+def timeline_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: bool) -> None:
+    """Dated events for QUERY (a question or a name), oldest first, each a cited sentence."""
+    from rag.assistant import Assistant
+    from rag.timeline import timeline_text
+
+    assistant = Assistant.open(settings=_settings(ctx, index_dir=index_dir))
+    found = assistant.timeline(query)
+    click.echo(found.model_dump_json(indent=2) if as_json else timeline_text(found))
 
 
 @cli.command("ask")
@@ -188,65 +230,7 @@ def ask_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: boo
 
     answer = print_answer_stream(events, live=not as_json and sys.stdout.isatty(), show=not as_json)
     if as_json:
-        _echo_json(answer.model_dump())
-
-
-@cli.command("mcp")
-@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
-@click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), help="Articles folder.")
-@click.pass_context
-def mcp_cmd(ctx: click.Context, index_dir: Path | None, seeds_dir: Path | None) -> None:
-    """Serve the assistant as MCP tools over stdio (for desktop agents)."""
-    from server.app import check_startable
-    from server.mcp import run_stdio
-
-    settings = _settings(ctx, index_dir=index_dir, seeds_dir=seeds_dir)
-    check_startable(settings)
-    run_stdio(settings)
-
-
-@cli.command("serve")
-@click.option("--host", help="Address to bind (default 127.0.0.1).")
-@click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8000).")
-@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
-@click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), help="Articles folder.")
-@click.option("--watch/--no-watch", default=None, help="Rebuild when the articles change.")
-@click.option(
-    "--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1)."
-)
-@click.option(
-    "--answer-processes",
-    help="Processes that answer questions, or auto (default: one per core, at most 4).",
-)
-@click.pass_context
-def serve_cmd(
-    ctx: click.Context,
-    host: str | None,
-    port: int | None,
-    index_dir: Path | None,
-    seeds_dir: Path | None,
-    watch: bool | None,
-    workers: int | None,
-    answer_processes: str | None,
-) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
-    from server.app import serve
-
-    settings = _settings(
-        ctx,
-        host=host,
-        port=port,
-        index_dir=index_dir,
-        seeds_dir=seeds_dir,
-        watch=watch,
-        workers=workers,
-        answer_processes=answer_processes,
-    )
-    if settings.tracemalloc_dir is not None:
-        from rag.memory import start_tracing
-
-        start_tracing(settings.tracemalloc_dir)
-    serve(settings)
+        _echo_json(answer.model_dump(mode="json"))
 
 
 @cli.command("llm-server")
@@ -290,6 +274,10 @@ def reader_group() -> None:
 @click.option("--max-steps", type=click.IntRange(1), help="Stop after N steps (a tiny run).")
 @click.option("--limit-articles", type=click.IntRange(1), help="Train on N articles only.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+@click.option("--init", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Start from an earlier run's reader.pt (a continued run; fresh schedule).")
+@click.option("--first-epoch", type=click.IntRange(0), default=0, show_default=True,
+              help="With --init: the epochs already trained, so new windows are drawn.")
 @click.option("--no-bf16", is_flag=True, help="Train in float32 (slower).")
 @click.option("--threads", type=click.IntRange(0), default=0, help="Torch threads (0 = all).")
 def reader_train_cmd(out: Path, resume: bool, no_bf16: bool, **options: Any) -> None:
@@ -379,22 +367,30 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except ValidationError as exc:
-        if debug:
-            raise
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "input"
-        click.echo(f"error: invalid {where}: {err['msg']}", err=True)
-        sys.exit(2)
     except Exception as exc:
         if debug:
             raise
+        invalid = _invalid_input(exc)
+        if invalid is not None:
+            click.echo(f"error: {invalid}", err=True)
+            sys.exit(2)
         click.echo(
             f"error: unexpected failure ({exc.__class__.__name__}: {exc}); "
             "run with --debug for details",
             err=True,
         )
         sys.exit(70)
+
+
+def _invalid_input(exc: Exception) -> str | None:
+    """`invalid <field>: <why>` for a pydantic `ValidationError` (one can only have been raised
+    if pydantic was imported, so it is not imported here), else None."""
+    pydantic_core = sys.modules.get("pydantic_core")
+    if pydantic_core is None or not isinstance(exc, pydantic_core.ValidationError):
+        return None
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "input"
+    return f"invalid {where}: {err['msg']}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,10 +12,11 @@ Invariants:
   (same bytes and text as another document of the build) reuses that one's. So a no-op
   signs nothing and an incremental build signs what changed.
 - The manifest's `copies` record holds the signature format, the thresholds and the groups
-  (`[canonical, copy, …]`, as `group_copies` returns them). A version without the record
-  (built before copies were detected) loads with no groups; `is_current` is false for it, so
-  the next `rag index` writes a version that has them, signing every document but embedding
-  nothing (no rebuild: vectors and rows are copied as for any kept document).
+  (`[canonical, copy, …]`, as `group_copies` returns them; `rag.copy_record`). A version
+  without the record (built before copies were detected) loads with no groups; `is_current`
+  is false for it, so the next `rag index` writes a version that has them, signing every
+  document but embedding nothing (no rebuild: vectors and rows are copied as for any kept
+  document).
 - Groups come from `group_copies` over every document of the version with exact decisions
   (the candidates' texts read lazily from the version being written). Byte-identical
   documents (same sha256 and text length) are grouped once, as one: the others join its
@@ -35,40 +36,20 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from rag import near_duplicates as nd
+from rag.alignment import Alignment, align
+from rag.copy_record import THRESHOLDS
 from rag.models import AlsoIn, Document
 
-THRESHOLDS = nd.Thresholds()
 ALIGNMENTS_CACHED = 256  # (document, copy) pairs whose word alignment a snapshot keeps
 
 
 # ---------------------------------------------------------------------------- the manifest
-
-
-def manifest_record(groups: list[nd.CopyGroup]) -> dict[str, Any]:
-    """The manifest's `copies` entry for a version whose copy groups are `groups`."""
-    return {
-        "signature_format": nd.SIGNATURE_FORMAT,
-        "thresholds": asdict(THRESHOLDS),
-        "groups": [list(g.members) for g in groups],
-    }
-
-
-def is_current(manifest: Mapping[str, Any]) -> bool:
-    """Whether the version's groups were made with this signature format and thresholds."""
-    record = manifest.get("copies") or {}
-    made_with = (record.get("signature_format"), record.get("thresholds"))
-    return made_with == (nd.SIGNATURE_FORMAT, asdict(THRESHOLDS))
-
-
-def groups_from(manifest: Mapping[str, Any]) -> list[nd.CopyGroup]:
-    """The groups a version recorded; none for a version built before copies were detected."""
-    record = manifest.get("copies") or {}
-    return [nd.CopyGroup(m[0], tuple(m[1:])) for m in record.get("groups", []) if len(m) > 1]
+# (its `copies` record: `rag.copy_record.manifest_record`, `is_current`, `groups_from`)
 
 
 def reusable(con: sqlite3.Connection, manifest: Mapping[str, Any]) -> bool:
@@ -171,7 +152,7 @@ class Copies:
 
     group_of: Mapping[str, nd.CopyGroup]  # every member of a group → its group
     docs: Mapping[str, Document]
-    alignment: Callable[[str, str], nd.Alignment]  # (document, copy) → alignment, LRU-bounded
+    alignment: Callable[[str, str], Alignment]  # (document, copy) → alignment, LRU-bounded
 
     @classmethod
     def of(cls, groups: list[nd.CopyGroup], docs: Mapping[str, Document]) -> Copies:
@@ -183,8 +164,8 @@ class Copies:
                 group_of.update(dict.fromkeys(members, kept))
 
         @lru_cache(maxsize=ALIGNMENTS_CACHED)
-        def alignment(doc_id: str, copy_id: str) -> nd.Alignment:
-            return nd.align(docs[doc_id].text, docs[copy_id].text)
+        def alignment(doc_id: str, copy_id: str) -> Alignment:
+            return align(docs[doc_id].text, docs[copy_id].text)
 
         return cls(group_of, docs, alignment)
 

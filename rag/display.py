@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from rag.models import AlsoIn, Answer, Passage
+from rag.models import AlsoIn, Answer, Passage, Period
 
 _console = Console(highlight=False, soft_wrap=False)
 
@@ -20,7 +21,13 @@ def _snippet(text: str, limit: int = 400) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def print_passages(passages: list[Passage], timings: dict[str, float]) -> None:
+def print_passages(
+    passages: list[Passage],
+    timings: dict[str, float],
+    *,
+    as_of: dt.date | None = None,
+    period: Period | None = None,
+) -> None:
     if not passages:
         _console.print("no matching passages")
     for p in passages:
@@ -31,7 +38,19 @@ def print_passages(passages: list[Passage], timings: dict[str, float]) -> None:
         _console.print(f"   {escape(_snippet(p.text))}")
         _print_also_in(p.also_in, "   ")
         _console.print()
+    _print_time(as_of, period)
     _console.print(f"[dim]{_timing_line(timings)}[/dim]")
+
+
+def _print_time(as_of: dt.date | None, period: Period | None, newest: bool = False) -> None:
+    """One dim line: the day asked on, the period the question named, newest first."""
+    parts = [f"as of {as_of}"] if as_of else []
+    if period is not None:
+        parts.append(f"period {period.since or '…'} to {period.until or '…'}")
+    if newest:
+        parts.append("newest articles first")
+    if parts:
+        _console.print(f"[dim]{' · '.join(parts)}[/dim]")
 
 
 def _print_also_in(entries: list[AlsoIn], indent: str) -> None:
@@ -76,11 +95,15 @@ def print_answer(answer: Answer, answer_printed: bool = False) -> None:
     if answer.fallback:
         _console.print(f"[yellow]LLM unavailable, extractive answer: {answer.fallback_reason}")
     for c in answer.citations:
+        earlier = " [yellow]earlier[/yellow]" if c.earlier else ""
         _console.print(
-            f"[bold][{c.n}][/bold] [cyan]{escape(c.doc_id)}[/cyan] [{c.start}:{c.end}] "
-            f"[dim]{escape(c.title)}[/dim]"
+            f"[bold][{c.n}][/bold]{earlier} [cyan]{escape(c.doc_id)}[/cyan] [{c.start}:{c.end}] "
+            f"[dim]{escape(c.title)}{' · ' + escape(c.date) if c.date else ''}[/dim]"
         )
         _console.print(f"    “{escape(_snippet(c.quote, 600))}”")
+        if c.resolved_dates:
+            days = "; ".join(f"{r.text} = {r.date}" for r in c.resolved_dates)
+            _console.print(f"    [dim]days: {escape(days)}[/dim]")
         _print_also_in(c.also_in, "    ")
     if answer.abstained and answer.passages:
         _console.print("[dim]closest passages:[/dim]")
@@ -89,4 +112,5 @@ def print_answer(answer: Answer, answer_printed: bool = False) -> None:
                 f"  {p.rank}. [cyan]{escape(p.doc_id)}[/cyan] [{p.start}:{p.end}] "
                 f"{escape(_snippet(p.text, 200))}"
             )
+    _print_time(answer.as_of, answer.period, answer.prefer_newest)
     _console.print(f"[dim]{_timing_line(answer.timings)}[/dim]")

@@ -25,6 +25,7 @@ import numpy as np
 
 from rag.embedders import EmbeddingEngine, load_engine
 from rag.errors import RagError
+from rag.memory import register_lru
 from rag.settings import DEFAULT_MODEL, Settings
 from rag.tokens import TokenCounter
 
@@ -220,6 +221,7 @@ def _batch_tokenizer(tokenizer: Tokenizer, max_length: int) -> Tokenizer:
     return tok
 
 
+@register_lru("embedding.models")
 @lru_cache(maxsize=4)
 def _load_cached(name: str, backend: str, threads: int, cache: Path) -> Embedder:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

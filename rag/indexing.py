@@ -54,6 +54,7 @@ from rag.writer import Copy, Fresh, Stored, VersionWriter, write_stream
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
+    from rag.noop import Listing
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +81,12 @@ def build_index(
     embedder: Embedder | None = None,
     progress: bool | None = None,
     on_progress: Callable[[int], None] | None = None,
+    listing: Listing | None = None,
 ) -> BuildReport:
-    """Bring the index in `settings.index_dir` up to date with `settings.seeds_dir`."""
+    """Bring the index in `settings.index_dir` up to date with `settings.seeds_dir` (listed
+    here, or given as `listing`: `rag.noop.index_if_unchanged` listed it already)."""
     t0 = time.perf_counter()
-    files, scan_warnings = list_files(settings.seeds_dir)
+    files, scan_warnings = listing or list_files(settings.seeds_dir)
     if not files:
         raise _no_articles(settings)
     with store.build_lock(settings.index_dir, settings.lock_timeout):
@@ -156,6 +159,12 @@ def _write(
         lambda n: dense_kind(settings, n),
         milvus,
     )
+    return _report(settings, plan, out, version)
+
+
+def _report(settings: Settings, plan: BuildPlan, out: _Outcome, version: str) -> BuildReport:
+    """What a build that wrote `version` did, as `rag index` reports it."""
+    prev = plan.previous
     previously = set(prev.manifest.get("documents", {})) if prev else set()
     counts = (live_manifest(settings) or {}).get("counts", {})
     n_docs = int(counts.get("documents", 0))

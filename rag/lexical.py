@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from rag.memory import register_lru
+
 LEXICAL_VERSION = 1
 # Stems memoised (LRU). ~240 bytes an entry, so at most ~12 MiB; it covers the vocabulary of
 # a large corpus, and words only ever seen in questions cannot grow it past the bound.
@@ -34,6 +36,7 @@ STOPWORDS = frozenset(
 )
 
 
+@register_lru("lexical.stemmer")
 @lru_cache(maxsize=1)
 def _stemmer():
     import Stemmer
@@ -41,6 +44,7 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+@register_lru("lexical.stem")
 @lru_cache(maxsize=STEM_CACHE)
 def _stem(word: str) -> str:
     return _stemmer().stemWord(word)

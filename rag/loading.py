@@ -9,6 +9,8 @@ This module finds, stats, hashes and reads the files (symlinks vetted, binaries 
 caught); turning a file's text into plain text is `rag.formats`, and guessing its title,
 source, dateline and date is `rag.article_meta`. A file's stat (mtime included) only decides
 whether it must be read again, never any metadata: an article without a stated date has none.
+Listing and stat'ing (`list_files`) import neither, nor the models: the no-op `rag index`
+(`rag.noop`) lists files without them.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rag.article_meta import make_document
 from rag.errors import CorpusError
-from rag.formats import html_to_text, normalise_document_text, split_front_matter
-from rag.models import DateSource, Document, LoadWarning
+
+if TYPE_CHECKING:
+    from rag.models import DateSource, Document, LoadWarning
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +198,10 @@ def load_document(path: Path, seeds_dir: Path) -> Document | LoadWarning:
 
 def _load(path: Path, seeds_dir: Path) -> tuple[Document | None, list[LoadWarning]]:
     """The single code path for one file, returning a document and/or warnings, never raising."""
+    from rag.article_meta import make_document
+    from rag.formats import html_to_text, normalise_document_text, split_front_matter
+    from rag.models import LoadWarning
+
     doc_id = _doc_id(path, seeds_dir)
     if not path.resolve().is_relative_to(seeds_dir.resolve()):
         return None, [_warn(doc_id, _OUTSIDE)]
@@ -241,6 +248,8 @@ def _load(path: Path, seeds_dir: Path) -> tuple[Document | None, list[LoadWarnin
 
 def _warn(path: str, reason: str) -> LoadWarning:
     """Warnings are logged where they are made so a caller that drops them still leaves a trace."""
+    from rag.models import LoadWarning
+
     warning = LoadWarning(path, reason)
     logger.warning("%s", warning)
     return warning

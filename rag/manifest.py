@@ -2,7 +2,7 @@
 
 `settings_fingerprint` lists the settings that shape chunks and vectors, and the version of the
 metadata stored with each document: any difference from the live manifest re-embeds
-everything. The `copies` record (`rag.copies`: signature format, thresholds, copy groups) is
+everything. The `copies` record (`rag.copy_record`: signature format, thresholds, copy groups) is
 not part of it: a version without a current one is brought up to date by the next build
 without re-embedding anything. `store_record` says where the dense index lives (FAISS files
 or a Milvus collection): a difference rebuilds the engines from the stored vectors.
@@ -12,13 +12,14 @@ or a Milvus collection): a difference rebuilds the engines from the stored vecto
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rag import copies, store
+from rag import copy_record, store
 from rag.lexical import LEXICAL_VERSION
-from rag.settings import Settings
 
 if TYPE_CHECKING:
+    from rag.settings import Settings
     from rag.writer import VersionWriter
 
 CHUNKER_VERSION = 2  # 2: sentence splitting of text without capitals
@@ -29,7 +30,24 @@ META_VERSION = 2  # the metadata stored with each document (rag.article_meta); 2
 # the previous version, so a change here must rebuild to re-derive it for every article.
 
 
-def settings_fingerprint(settings: Settings) -> dict[str, Any]:
+class BuildSettings(Protocol):
+    """The settings a build's decisions read: `rag.settings.Settings` has them all; the no-op
+    `rag index` (`rag.noop`) reads them without importing pydantic."""
+
+    index_dir: Path
+    model: str
+    embed_backend: str
+    chunk_tokens: int
+    chunk_overlap: int
+    index_type: str
+    hnsw_threshold: int
+    ivf_threshold: int
+    store: str
+    milvus_uri: str | None
+    milvus_collection: str
+
+
+def settings_fingerprint(settings: BuildSettings) -> dict[str, Any]:
     """The settings that change chunks or vectors; any difference forces a full rebuild."""
     return {
         "model": settings.model,
@@ -43,12 +61,12 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
     }
 
 
-def store_record(settings: Settings) -> dict[str, Any]:
+def store_record(settings: BuildSettings) -> dict[str, Any]:
     """Where the dense index lives, as the manifest records it; a change forces a rebuild of
     the engines (stored vectors are reused, nothing is re-embedded)."""
     if settings.store == "faiss":
         return {"kind": "faiss"}
-    from rag.engines.milvus_index import resolve_uri
+    from rag.engines.milvus_client import resolve_uri
 
     uri = resolve_uri(settings.milvus_uri, settings.index_dir)
     return {"kind": "milvus", "uri": uri, "prefix": settings.milvus_collection}
@@ -57,14 +75,15 @@ def store_record(settings: Settings) -> dict[str, Any]:
 def milvus_target(settings: Settings) -> Any:
     if settings.store != "milvus":
         return None
-    from rag.engines.milvus_index import MilvusTarget, connect
+    from rag.engines.milvus_client import connect
+    from rag.engines.milvus_index import MilvusTarget
 
     record = store_record(settings)
     connect(record["uri"], settings.milvus_timeout)  # unreachable: fail before embedding
     return MilvusTarget(record["uri"], record["prefix"], settings.milvus_timeout)
 
 
-def dense_kind(settings: Settings, n_chunks: int) -> str:
+def dense_kind(settings: BuildSettings, n_chunks: int) -> str:
     if settings.index_type != "auto":
         return settings.index_type
     big = "ivf-sq8" if n_chunks > settings.ivf_threshold else "hnsw"
@@ -94,7 +113,7 @@ def make_manifest(
         "documents": dict(w.documents),
         "files": files,
         "warnings": {k: v for k, v in sorted(warnings.items()) if v},
-        "copies": copies.manifest_record(w.copy_groups),
+        "copies": copy_record.manifest_record(w.copy_groups),
         "counts": {
             "documents": len(w.documents),
             "chunks": w.n_chunks,

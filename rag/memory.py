@@ -3,6 +3,8 @@
 Invariants:
 - Every cache or memo in the process has a fixed bound, and `cache_stats()` lists each one with
   its current size and that bound; none grows with the number of distinct questions asked.
+  A module that keeps a cache registers it here when it is imported (`register_lru`, or
+  `register` with a probe); this module never reaches into another's private names.
 - `trim_native_heap()` only returns free memory to the OS (glibc `malloc_trim`); it never
   changes what the program can observe, so calling it at any time is safe.
 - `freeze_heap()` hides the objects alive at that moment from the cyclic garbage collector (they
@@ -15,23 +17,19 @@ Invariants:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import gc
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from rag.retrieval import Snapshot
+F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger(__name__)
 
@@ -63,22 +61,40 @@ def lru_stat(fn: Any) -> CacheStat:
 SNAPSHOTS_BOUND = 2  # the live version, and the previous one while requests finish on it
 
 
-def cache_stats(
-    snapshot: Snapshot | None = None, index_dir: Path | None = None
-) -> dict[str, CacheStat]:
-    """Every cache of the `rag` package with its size and bound (fixed at import), plus the
-    versions of `index_dir` still in memory and, given the live snapshot, its term cache."""
-    from rag import embedding, lexical, retrieval, short_answer, tokens
+class HasCache(Protocol):
+    """An object with a cache of its own (`rag.retrieval.Snapshot`: its sentence terms)."""
 
-    stats = {
-        "lexical.stem": lru_stat(lexical._stem),
-        "lexical.stemmer": lru_stat(lexical._stemmer),
-        "short_answer.layout": lru_stat(short_answer._packed),
-        "short_answer.stems": lru_stat(short_answer._text_stems),
-        "embedding.models": lru_stat(embedding._load_cached),
-        "tokens.cl100k": lru_stat(tokens.cl100k),
-        "snapshots.loaded": CacheStat(len(retrieval.loaded_versions(index_dir)), SNAPSHOTS_BOUND),
-    }
+    def cache_stats(self) -> tuple[int, int]: ...  # (entries, bound)
+
+
+# A probe tells a cache's size and bound; it is given the index the report is about (None:
+# every index), which only caches kept per index look at.
+Probe = Callable[[Path | None], CacheStat]
+_PROBES: dict[str, Probe] = {}
+
+
+def register(name: str, probe: Probe) -> None:
+    """List the cache `name` in every report from now on, as `probe(index_dir)` tells it."""
+    _PROBES[name] = probe
+
+
+def register_lru(name: str) -> Callable[[F], F]:
+    """Decorator for a `functools.lru_cache`-wrapped function: list it as the cache `name`."""
+
+    def registered(fn: F) -> F:
+        register(name, lambda _index_dir: lru_stat(fn))
+        return fn
+
+    return registered
+
+
+def cache_stats(
+    snapshot: HasCache | None = None, index_dir: Path | None = None
+) -> dict[str, CacheStat]:
+    """Every registered cache with its size and bound (fixed at import; a module's caches are
+    listed once it is imported), those kept per index as of `index_dir`, and, given the live
+    snapshot, its term cache."""
+    stats = {name: probe(index_dir) for name, probe in _PROBES.items()}
     if snapshot is not None:
         size, bound = snapshot.cache_stats()
         stats["snapshot.sentence_terms"] = CacheStat(size, bound)
@@ -92,6 +108,9 @@ def cache_stats(
 
 @functools.cache
 def _libc() -> Any | None:
+    import ctypes
+    import ctypes.util
+
     name = ctypes.util.find_library("c")
     if name is None:
         return None
@@ -160,6 +179,9 @@ _dump_lock = threading.Lock()
 
 def start_tracing(folder: Path, frames: int = 1) -> None:
     """Start tracemalloc; each SIGUSR1 writes a snapshot to `folder` (trace-<unix ms>.pickle)."""
+    import signal
+    import tracemalloc
+
     folder.mkdir(parents=True, exist_ok=True)
     tracemalloc.start(frames)
 
@@ -172,6 +194,8 @@ def start_tracing(folder: Path, frames: int = 1) -> None:
 
 def dump_snapshot(folder: Path) -> Path | None:
     """Write one tracemalloc snapshot (only our own allocations' filters are applied later)."""
+    import tracemalloc
+
     if not tracemalloc.is_tracing():
         return None
     with _dump_lock:

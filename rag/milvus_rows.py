@@ -12,18 +12,33 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from rag.engines.milvus_versions import Block, VersionRows, chunk_meta
-from rag.npy_stream import READ_ROWS
+from rag.npy_stream import READ_ROWS, NpyReader
 
-if TYPE_CHECKING:
-    from rag.npy_stream import NpyReader
-    from rag.writer import PreviousVersion, VersionWriter
+
+class Written(Protocol):
+    """The version being written, as read here (`rag.writer.VersionWriter`, which calls this
+    module: a protocol rather than an import keeps the two out of an import circle)."""
+
+    dim: int
+    stored: set[str]  # documents copied unchanged from the previous version
+    chunk_ranges: dict[str, tuple[int, int]]  # rows of each written document
+
+
+class Previous(Protocol):
+    """The previous version, as read here (`rag.writer.PreviousVersion`)."""
+
+    path: Path
+    chunk_ranges: dict[str, tuple[int, int]]
+
+    def chunk_rows_of(self, doc_id: str) -> list[tuple[Any, ...]]: ...
 
 
 def milvus_rows(
-    w: VersionWriter, reader: NpyReader, con: sqlite3.Connection, prev: PreviousVersion | None
+    w: Written, reader: NpyReader, con: sqlite3.Connection, prev: Previous | None
 ) -> VersionRows:
     """The version `w` wrote (its vector file `reader`, its tables `con`) as Milvus reads it:
     every row, the row ranges of the articles not copied from `prev`, and the chunk ids of

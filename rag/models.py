@@ -110,6 +110,13 @@ class SearchQuery(BaseModel):
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to return (default 5).")
     mode: Mode | None = Field(None, description="Retrieval mode (default hybrid).")
     filters: Filters | None = None
+    as_of: dt.date | None = Field(
+        None,
+        description="The day the question is asked, YYYY-MM-DD (default: RAG_AS_OF, else "
+        "today): articles dated after it are not used, and relative words in the question "
+        '("last week", "in February", "now") count from it.',
+        examples=["2024-06-01"],
+    )
 
     @classmethod
     def of(cls, query: SearchQuery | str, **options: Any) -> Self:
@@ -154,6 +161,11 @@ class AlsoIn(BaseModel):
         return entry
 
 
+AS_OF_DESCRIPTION = "The day the question was asked on: no article dated after it was used."
+PERIOD_DESCRIPTION = (
+    'The period the question names ("in 2022", "last week", "before March 2024"): only '
+    "articles dated in it, or passages stating a time in it, were used; null when it names none."
+)
 ALSO_IN_DESCRIPTION = (
     "Copies of this story (the same article republished), each with the span of its own text "
     "that matches this one; the story itself is returned once."
@@ -179,6 +191,26 @@ class Passage(BaseModel):
     also_in: list[AlsoIn] = Field(default_factory=list, description=ALSO_IN_DESCRIPTION)
 
 
+class ResolvedDate(BaseModel):
+    """A day named relative to the article's date ("on Thursday", "yesterday", "last week"),
+    resolved (`rag.relative_dates`): `document.text[start:end] == text`."""
+
+    start: int
+    end: int
+    text: str
+    date: str = Field(
+        description="ISO 8601 at the expression's precision: YYYY-MM-DD (a day), YYYY-Www (a "
+        "week), YYYY-MM or YYYY; counted from the date of the story's first publication."
+    )
+
+
+class Period(BaseModel):
+    """The time a question asks about (`rag.time_query`): both ends inclusive, null = open."""
+
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+
 class Citation(BaseModel):
     """What marker `[n]` in an answer points at: `quote == document.text[start:end]`."""
 
@@ -193,6 +225,16 @@ class Citation(BaseModel):
     quote: str
     score: float
     also_in: list[AlsoIn] = Field(default_factory=list, description=ALSO_IN_DESCRIPTION)
+    resolved_dates: list[ResolvedDate] = Field(
+        default_factory=list,
+        description="Days the quote names relative to its article's date, resolved (offsets "
+        "into the document, inside [start, end)).",
+    )
+    earlier: bool = Field(
+        False,
+        description="An older article's claim, shown for context: the answer comes from a newer "
+        "one (a question about the present prefers the newest articles).",
+    )
 
     def dated(self, passages: list[Passage]) -> Citation:
         """This citation with its document's date and date source, taken from a passage of the
@@ -233,6 +275,9 @@ class ShortAnswer(BaseModel):
     end: int
     n: int = Field(description="The citation whose sentence holds it.")
     score: float = 0.0
+    resolved_date: str | None = Field(
+        None, description='The day it names when it is a relative day ("Thursday"), resolved.'
+    )
 
 
 class Answer(BaseModel):
@@ -252,6 +297,13 @@ class Answer(BaseModel):
     short_answer: ShortAnswer | None = Field(
         None, description="The phrase that answers (extractive answers), a slice of citation n."
     )
+    as_of: dt.date | None = Field(None, description=AS_OF_DESCRIPTION)
+    period: Period | None = Field(None, description=PERIOD_DESCRIPTION)
+    prefer_newest: bool = Field(
+        False,
+        description='The question asks about the present ("now", "current", "Who is …"): the '
+        "answer comes from the newest article that answers it, older claims are marked earlier.",
+    )
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds.")
 
 
@@ -261,6 +313,8 @@ class SearchResult(BaseModel):
     query: str
     mode: Mode
     passages: list[Passage]
+    as_of: dt.date | None = Field(None, description=AS_OF_DESCRIPTION)
+    period: Period | None = Field(None, description=PERIOD_DESCRIPTION)
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds.")
 
 

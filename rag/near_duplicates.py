@@ -2,7 +2,7 @@
 
     sign(text) → Signature                       (per document; store `to_bytes()`, reuse it)
     group_copies({doc_id: Signature}, dates, texts=None) → [CopyGroup(canonical, copies)]
-    align(source_text, copy_text).map_span(start, end) → (start, end) in the copy | None
+    (where a passage of one copy stands in another: `rag.alignment`)
 
 Invariants:
 - Pure and deterministic: no I/O, no state, no randomness at run time. Words are hashed with
@@ -17,7 +17,7 @@ Invariants:
 - A `Signature` is `NUM_PERM` 64-bit minima of universal hashes (a·x + b mod 2⁶⁴, then the
   bijective murmur3 finaliser) plus the shingle count and text length; `to_bytes`/`from_bytes`
   round-trip it exactly, and `from_bytes` refuses bytes made with other parameters
-  (`SIGNATURE_FORMAT` names them, for an index manifest).
+  (`SIGNATURE_FORMAT` names them, for an index manifest: `rag.copy_record`).
 - Two documents are copies when the containment of the smaller shingle set in the larger is
   at least `Thresholds.containment` (a trimmed republication is contained in its original)
   and the smaller has `Thresholds.min_shingles` shingles, or when their Jaccard similarity
@@ -34,9 +34,6 @@ Invariants:
 - A group's canonical document is its first by (earliest full date, longest text, smallest
   doc_id); documents without a full date come after dated ones. Groups are sorted by canonical
   id, copies in that same order; only groups with copies are returned.
-- `Alignment.map_span` returns offsets into the copy's own text (`copy_text[start:end]` is the
-  matching passage there), or None when less than `min_coverage` of the span's words are
-  aligned; words are aligned on runs of at least `ALIGN_WORDS` equal normalised words.
 """
 
 from __future__ import annotations
@@ -45,21 +42,23 @@ import hashlib
 import re
 import struct
 import unicodedata
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from itertools import combinations
 
 import numpy as np
 
 from rag.article_dates import full_date
+from rag.copy_record import (
+    BANDS,
+    NUM_PERM,
+    SHINGLE_WORDS,
+    SIGNATURE_FORMAT,
+    THRESHOLDS,
+    CopyGroup,
+    Thresholds,
+)
 
-SHINGLE_WORDS = 5
-NUM_PERM = 128
-BANDS = 64  # LSH bands of NUM_PERM // BANDS minima each
-ALIGN_WORDS = 3  # the shortest run of equal words that anchors an alignment
-SIGNATURE_FORMAT = f"minhash-blake2b-w{SHINGLE_WORDS}-p{NUM_PERM}-v1"
 HEADER_SCAN_CHARS = 300
 
 _MAGIC = b"NDMH"
@@ -213,21 +212,6 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, slots=True)
-class Thresholds:
-    """When two signatures are copies, and how candidates are found (see the module doc)."""
-
-    containment: float = 0.8
-    jaccard: float = 0.8
-    min_shingles: int = 10
-    bands: int = BANDS  # 2 minima a band: a pair at Jaccard .3 is a candidate with
-    # probability 1 - (1 - .3²)⁶⁴ > .99, one at .05 with .15
-
-    def __post_init__(self) -> None:
-        if self.bands < 1 or NUM_PERM % self.bands:
-            raise ValueError(f"bands must divide {NUM_PERM}, got {self.bands}")
-
-
-@dataclass(frozen=True, slots=True)
 class Similarity:
     """Jaccard similarity, and containment of the smaller shingle set in the larger."""
 
@@ -252,7 +236,7 @@ def shingle_similarity(a: np.ndarray, b: np.ndarray) -> Similarity:
     return Similarity(shared / (a.size + b.size - shared), shared / min(a.size, b.size))
 
 
-def is_copy(a: Signature, b: Signature, thresholds: Thresholds = Thresholds()) -> bool:
+def is_copy(a: Signature, b: Signature, thresholds: Thresholds = THRESHOLDS) -> bool:
     """Whether one of the two documents is a copy (maybe trimmed) of the other (estimated)."""
     return _decide(similarity(a, b), min(a.n_shingles, b.n_shingles), thresholds)
 
@@ -283,22 +267,10 @@ def candidate_pairs(
 # ---------------------------------------------------------------------------- grouping
 
 
-@dataclass(frozen=True, slots=True)
-class CopyGroup:
-    """One story published more than once: its canonical document and the copies of it."""
-
-    canonical: str
-    copies: tuple[str, ...]
-
-    @property
-    def members(self) -> tuple[str, ...]:
-        return (self.canonical, *self.copies)
-
-
 def group_copies(
     signatures: Mapping[str, Signature],
     dates: Mapping[str, str | None] | None = None,
-    thresholds: Thresholds = Thresholds(),
+    thresholds: Thresholds = THRESHOLDS,
     texts: Mapping[str, str] | None = None,
 ) -> list[CopyGroup]:
     """The groups of copies among `signatures` (see the module docstring for the rules).
@@ -377,73 +349,3 @@ def _complete_linkage(ordered: list[str], check: Callable[[str, str], bool]) -> 
 def canonical_of(groups: Iterable[CopyGroup]) -> dict[str, str]:
     """Each copy's canonical document id (canonical documents map to themselves)."""
     return {doc_id: g.canonical for g in groups for doc_id in g.members}
-
-
-# ---------------------------------------------------------------------------- passages
-
-
-@dataclass(frozen=True, slots=True)
-class Alignment:
-    """Word-level alignment of a source text with a copy: `pairs[i]` is the index of the copy
-    word aligned with source word i, or -1."""
-
-    source_words: tuple[Word, ...]
-    copy_words: tuple[Word, ...]
-    pairs: tuple[int, ...]
-    copy_text: str
-
-    def map_span(self, start: int, end: int, min_coverage: float = 0.5) -> tuple[int, int] | None:
-        """The copy's span matching the source's `[start, end)`: from the copy word aligned
-        with the span's first aligned word to the one aligned with its last; when those are
-        the span's own first and last words, widened over the punctuation next to them in the
-        copy as far as the source span reaches past them (a quote mark, a final period).
-        None when fewer than `min_coverage` of the span's words are aligned."""
-        lo = bisect_right([w.end for w in self.source_words], start)  # first word ending after
-        hi = bisect_left([w.start for w in self.source_words], end)  # first word from `end` on
-        aligned = [i for i in range(lo, hi) if self.pairs[i] >= 0]
-        if hi <= lo or len(aligned) < min_coverage * (hi - lo):
-            return None
-        s = self.copy_words[self.pairs[aligned[0]]].start
-        e = self.copy_words[self.pairs[aligned[-1]]].end
-        if aligned[0] == lo and self.source_words[lo].start > start:
-            s = _widen(self.copy_text, s, -1)
-        if aligned[-1] == hi - 1 and self.source_words[hi - 1].end < end:
-            e = _widen(self.copy_text, e, 1)
-        return s, e
-
-
-def align(source_text: str, copy_text: str) -> Alignment:
-    """Align two texts known to be copies (`group_copies`) word by word: runs of at least
-    `ALIGN_WORDS` equal normalised words, in order (difflib on word n-grams)."""
-    src, dst = words(source_text), words(copy_text)
-    grams = SequenceMatcher(None, _grams(src), _grams(dst), autojunk=False)
-    pairs = [-1] * len(src)
-    shortest = min(ALIGN_WORDS, len(src), len(dst))
-    for i, j, n in grams.get_matching_blocks():
-        run = min(n + ALIGN_WORDS - 1, len(src) - i, len(dst) - j) if n else 0
-        if run < shortest:  # the texts' last words alone (their grams are shorter): no anchor
-            continue
-        for k in range(run):
-            if pairs[i + k] < 0 and src[i + k].norm == dst[j + k].norm:
-                pairs[i + k] = j + k
-    return Alignment(tuple(src), tuple(dst), tuple(pairs), copy_text)
-
-
-def map_span(source_text: str, start: int, end: int, copy_text: str) -> tuple[int, int] | None:
-    """`align(source_text, copy_text).map_span(start, end)` for one span."""
-    return align(source_text, copy_text).map_span(start, end)
-
-
-def _grams(ws: list[Word]) -> list[str]:
-    """Each word with the next `ALIGN_WORDS - 1` (fewer at the end): what difflib compares."""
-    return [" ".join(w.norm for w in ws[i : i + ALIGN_WORDS]) for i in range(len(ws))]
-
-
-def _widen(text: str, pos: int, step: int) -> int:
-    """Move from `pos` by `step` (±1) over adjacent punctuation (not letters, digits, spaces)."""
-    look = -1 if step < 0 else 0
-    while 0 <= pos + look < len(text) and not (
-        text[pos + look].isspace() or text[pos + look].isalnum()
-    ):
-        pos += step
-    return pos

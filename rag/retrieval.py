@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,14 +24,17 @@ import numpy as np
 
 from rag import store
 from rag.article_dates import full_date
-from rag.copies import NO_COPIES, Copies, groups_from
+from rag.copies import NO_COPIES, Copies
+from rag.copy_record import groups_from
 from rag.engines import DenseIndex, LexicalIndex, RowFilter
 from rag.lexical import tokenize
+from rag.memory import SNAPSHOTS_BOUND, CacheStat, register
 from rag.models import Chunk, Document, Filters, Mode, Passage
 from rag.sentences import strip_span
 from rag.store import IndexData
 
 MIN_PASSAGE_CHARS = 20  # a leftover shorter than this is not worth a passage of its own
+KEEP_DEPTH = 200  # how deep the ranking goes when ranked rows are checked (`retrieve`'s keep)
 
 
 SENTENCE_TERMS_CACHED = 65_536  # sentences whose terms a snapshot keeps (LRU, ~10 MB)
@@ -42,11 +45,22 @@ _LOADED: weakref.WeakValueDictionary[tuple[str, int], Snapshot] = weakref.WeakVa
 _loads = itertools.count()
 
 
-def loaded_versions(index_dir: Path | None = None) -> list[str]:
-    """Versions still in memory anywhere in the process (of `index_dir`, or of every index)."""
+def loaded_snapshots(index_dir: Path | None = None) -> list[Snapshot]:
+    """Snapshots still in memory anywhere in the process (of `index_dir`, or of every index)."""
     where = None if index_dir is None else str(Path(index_dir).resolve())
     items = list(_LOADED.items())
-    return sorted(s.version for (d, _), s in items if where is None or d == where)
+    return [s for (d, _), s in items if where is None or d == where]
+
+
+def loaded_versions(index_dir: Path | None = None) -> list[str]:
+    """Versions still in memory anywhere in the process (of `index_dir`, or of every index)."""
+    return sorted(s.version for s in loaded_snapshots(index_dir))
+
+
+register(
+    "snapshots.loaded",
+    lambda index_dir: CacheStat(len(loaded_versions(index_dir)), SNAPSHOTS_BOUND),
+)
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -221,10 +235,18 @@ def retrieve(
     rrf_k: int = 60,
     weights: tuple[float, float] = (1.0, 1.0),
     mmr_lambda: float | None = None,
+    allow: np.ndarray | None = None,
+    keep: Callable[[int], bool] | None = None,
 ) -> list[Passage]:
-    """The top_k passages for a query; text shared by overlapping chunks is returned once."""
+    """The top_k passages for a query; text shared by overlapping chunks is returned once.
+
+    `allow` (a bool per chunk row, `rag.time_scope`) narrows `filters` further; `keep` is asked
+    about ranked rows, best first, until top_k passages are found (the ranking goes deeper).
+    """
     rows = row_filter(snap, filters)
-    depth = max(50, 4 * top_k)
+    if allow is not None:
+        rows = RowFilter(allow if rows is None else rows.mask & allow, filters or Filters())
+    depth = max(50, 4 * top_k) if keep is None else max(KEEP_DEPTH, 8 * top_k)
     dense = dense_ranking(snap, qvec, depth, rows) if mode != "bm25" and qvec is not None else []
     sparse = bm25_ranking(snap, query, depth, rows) if mode != "dense" else []
     if mode == "dense":
@@ -233,14 +255,17 @@ def retrieve(
         ranked = sparse
     else:
         ranked = fuse([dense, sparse], weights, rrf_k)
+    kept: Iterable[tuple[int, float]] = ranked
+    if keep is not None:
+        kept = (rs for rs in ranked if keep(rs[0]))  # lazily: only until top_k are found
     if mmr_lambda is not None:
-        ranked = mmr(snap, ranked, mmr_lambda, 3 * top_k)
-    return merge_passages(snap, ranked, top_k, dict(dense), dict(sparse))
+        kept = mmr(snap, list(kept), mmr_lambda, 3 * top_k)
+    return merge_passages(snap, kept, top_k, dict(dense), dict(sparse))
 
 
 def merge_passages(
     snap: Snapshot,
-    ranked: list[tuple[int, float]],
+    ranked: Iterable[tuple[int, float]],
     top_k: int,
     dense_scores: dict[int, float],
     bm25_scores: dict[int, float],

@@ -6,6 +6,7 @@ docs/settings.md is generated from this class (docs/gen_settings.py, checked by 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -133,6 +134,20 @@ class Settings(BaseSettings):
         0, ge=0, le=3, description="Sentences the reader also reads on each side of each one."
     )
     max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
+
+    # Time (docs/time.md)
+    as_of: dt.date | None = Field(
+        None,
+        description="The day questions are asked on, YYYY-MM-DD, unless a request gives its "
+        "own `as_of`: articles dated after it are not used and relative words count from it; "
+        "unset = today.",
+    )
+    prefer_newest: Literal["present", "explicit", "off"] = Field(
+        "present",
+        description="When an answer comes from the newest articles: `explicit`, for questions "
+        "saying now, current, latest, still, … or asking about the future; `present`, also for "
+        'present-tense questions naming no period ("Who is the Speaker?"); `off`, never.',
+    )
 
     # HTTP service
     host: str = Field("127.0.0.1", description="Address `rag serve` binds.")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from rag.lexical import STOPWORDS, _stem, words
+from rag.memory import register_lru
 from rag.phrases import DEMONYM, TOKEN, Candidate, Kind, candidates, tokens
 
 # question analysis: the first rule that matches decides the kind
@@ -162,6 +163,7 @@ def missing_terms(info: QuestionInfo, texts: Sequence[str]) -> list[str]:
 STEMS_CACHE = 2048  # passages whose word stems are kept (LRU, ≈ 4 KB each: ≈ 8 MiB at the bound)
 
 
+@register_lru("short_answer.stems")
 @lru_cache(maxsize=STEMS_CACHE)
 def _text_stems(text: str) -> frozenset[str]:
     """The stems of every word of `text`, stopwords included (a passage recurs across questions:
@@ -173,6 +175,7 @@ LAYOUT_CACHE = 8192  # sentences whose layout is kept (LRU, ≈ 1 KB each: ≈ 8
 _KIND_CODES: tuple[Kind, ...] = ("name", "place", "date", "number", "thing")
 
 
+@register_lru("short_answer.layout")
 @lru_cache(maxsize=LAYOUT_CACHE)
 def _packed(text: str) -> array:
     """A sentence's tokens and candidate phrases as one flat int array (one object per cached

@@ -14,6 +14,9 @@ place, then replaces CURRENT. Killing it at any moment leaves the previous versi
 Readers load a version's tables into memory and memory-map its vector files (never written
 after the rename; a removed version stays readable while mapped), so a later build (or the
 clean-up of old versions) never changes what an open snapshot sees.
+
+numpy and the models are imported by the functions that read or write tables and vectors
+only: the no-op `rag index` (`rag.noop`) takes the lock and reads the manifest without them.
 """
 
 from __future__ import annotations
@@ -32,13 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from rag.errors import IndexStoreError
-from rag.models import Chunk, Document
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from rag.engines import DenseIndex, LexicalIndex
+    from rag.models import Chunk, Document
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -163,6 +166,8 @@ def write_version(
 ) -> str:
     """Write a complete in-memory version beside the live one and make it live (benchmarks
     that synthesise an index use this; builds stream through `rag.writer` instead)."""
+    import numpy as np
+
     versions = index_dir / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
     name = new_version_name()
@@ -315,6 +320,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 def read_data(path: Path) -> IndexData:
     """Load a version's tables and vectors into memory (no FAISS/BM25 structures)."""
+    import numpy as np
+
+    from rag.models import Chunk, Document
+
     manifest = read_manifest(path)
     try:
         con = sqlite3.connect(f"file:{path / 'tables.sqlite'}?mode=ro", uri=True)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from rag.memory import register_lru
+
 if TYPE_CHECKING:
     import tiktoken
     from tokenizers import Tokenizer
@@ -47,6 +49,7 @@ class TokenCounter:
         return list(self._tok.encode(text, add_special_tokens=False).offsets)
 
 
+@register_lru("tokens.cl100k")
 @lru_cache(maxsize=1)
 def cl100k() -> tiktoken.Encoding:
     """tiktoken's cl100k_base, loaded without network.

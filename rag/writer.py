@@ -50,10 +50,10 @@ from rag.models import Chunk, Document
 from rag.npy_stream import NpyAppender, NpyReader
 
 if TYPE_CHECKING:
+    from rag.copy_record import CopyGroup
     from rag.embed_stream import EmbeddedDoc
     from rag.engines.base import DenseIndex
     from rag.engines.milvus_index import MilvusTarget
-    from rag.near_duplicates import CopyGroup
 
 # ---------------------------------------------------------------------------- previous version
 

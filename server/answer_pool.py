@@ -306,7 +306,7 @@ def _rag_error(info: dict[str, Any]) -> RagError:
 def _serve(settings: Settings, conn: Connection) -> None:
     """An answer process: load, say so, then answer questions until the pipe closes."""
     from rag.memory import freeze_heap, limit_arenas, thaw_heap, trim_native_heap
-    from server.runtime import open_assistant
+    from server.rebuild import open_assistant
 
     # Ctrl-C (or a TERM sent to the whole process group) is for the server: it stops, closes the
     # pipe, and this process exits after its question; it is not replaced as if it had died

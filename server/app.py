@@ -31,7 +31,7 @@ from server import web
 from server.errors import install_error_handlers
 from server.mcp import mount_http
 from server.middleware import RequestContextMiddleware
-from server.routes import documents, index, openai, ops, questions
+from server.routes import documents, index, openai, ops, questions, timeline
 from server.runtime import Runtime, ensure_index
 
 logger = logging.getLogger("server")
@@ -76,7 +76,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
-    for module in (questions, documents, index, ops, openai, web):
+    for module in (questions, timeline, documents, index, ops, openai, web):
         app.include_router(module.router)
     app.router.routes.extend(mcp_routes)  # POST/GET/DELETE /mcp (streamable HTTP)
     install_error_handlers(app)

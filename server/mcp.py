@@ -1,8 +1,9 @@
 """The assistant as Model Context Protocol tools, built with the official SDK's FastMCP.
 
-Tools: `search_articles`, `ask`, `get_document` (whole text or a `[start, end)` span) and
-`list_documents` (filters: source, date range, title text; paged). The input schemas of
-`search_articles` and `ask` are generated from the HTTP API's own request models
+Tools: `search_articles`, `ask`, `get_document` (whole text or a `[start, end)` span),
+`list_documents` (filters: source, date range, title text; paged) and `timeline` (dated events
+for a question or a name, oldest first: `rag.timeline`). The input schemas of `search_articles`,
+`timeline` and `ask` are generated from the HTTP API's own request models
 (`SearchRequest`, `AskRequest` = `rag.models.SearchQuery` / `Query` plus HTTP's question rule),
 and arguments are validated by those models, so a bad argument is a tool error naming the field.
 Every result is structured content (the same models the HTTP API returns) plus a readable text.
@@ -33,6 +34,7 @@ from rag.article_dates import full_date
 from rag.errors import RagError
 from rag.models import Answer, Document, Filters, SearchResult
 from rag.settings import Settings
+from rag.timeline import Timeline, timeline_text
 from server.errors import ApiError
 from server.schemas import AskRequest, DocumentInfo, DocumentPage, SearchRequest
 
@@ -120,7 +122,12 @@ def _answer_text(answer: Answer) -> str:
         lines.insert(0, f"Short answer: {short}\n")
     for c in answer.citations:
         dated = f" {_date_text(c.date, c.date_source)}" if c.date else ""
-        lines.append(f'[{c.n}] {c.doc_id} [{c.start}:{c.end}]{dated} "{c.quote}"')
+        earlier = " (earlier)" if c.earlier else ""
+        days = "".join(f"; {r.text} = {r.date}" for r in c.resolved_dates)
+        lines.append(f'[{c.n}]{earlier} {c.doc_id} [{c.start}:{c.end}]{dated} "{c.quote}"{days}')
+    period = answer.period
+    within = f", period {period.since or '…'} to {period.until or '…'}" if period else ""
+    lines.append(f"(as of {answer.as_of}{within})")
     return "\n".join(lines)
 
 
@@ -246,7 +253,7 @@ def _list_filter(
 
 
 def build_mcp(backend: Backend, settings: Settings) -> MCPServer:
-    """The MCP server with the four tools over `backend`."""
+    """The MCP server with the five tools over `backend`."""
     mcp = MCPServer("rag-articles", instructions=INSTRUCTIONS, log_level="WARNING")
 
     async def search_impl(req: SearchRequest) -> CallToolResult:
@@ -272,9 +279,25 @@ def build_mcp(backend: Backend, settings: Settings) -> MCPServer:
         "citations (doc_id, title, start, end, quote == document text[start:end]) and, when "
         "there is one, a short answer. Says so when the articles don't answer it.",
     )
+    mcp.add_tool(
+        _model_tool("timeline", SearchRequest, _timeline_impl(backend), Timeline),
+        description="Dated events for a question or a name, oldest first: each event is one "
+        "sentence (doc_id, start, end, quote == document text[start:end]) dated by the day it "
+        "names or its story's first publication, copies of a story folded into also_in; and "
+        "the stories (title, dates, sources) the events belong to.",
+    )
     mcp.add_tool(_document_tool(backend))
     mcp.add_tool(_list_tool(backend))
     return mcp
+
+
+def _timeline_impl(backend: Backend) -> Callable[[SearchRequest], Awaitable[CallToolResult]]:
+    async def timeline_impl(req: SearchRequest) -> CallToolResult:
+        assistant = await backend.assistant()
+        found = await backend.run(lambda: assistant.timeline(req))
+        return _result(found, timeline_text(found))
+
+    return timeline_impl
 
 
 def _document_tool(backend: Backend) -> Callable[..., Awaitable[CallToolResult]]:

@@ -11,11 +11,23 @@ OpenAI error shape naming the parameter. Errors on these routes are always `Open
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.models import ALSO_IN_DESCRIPTION, AlsoIn, Filters, Mode
+from rag.models import (
+    ALSO_IN_DESCRIPTION,
+    AS_OF_DESCRIPTION,
+    PERIOD_DESCRIPTION,
+    AlsoIn,
+    Citation,
+    Filters,
+    Mode,
+    Period,
+    ResolvedDate,
+    SearchQuery,
+)
 
 EXTRACTIVE_MODEL = "rag-extractive"
 LLM_MODEL = "rag-llm"
@@ -102,7 +114,8 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """OpenAI's chat-completions request. Unknown fields are accepted and ignored, as are
     sampling and length controls (the answer is extracted or grounded, not sampled freely).
-    `top_k`, `mode` and `filters` are this service's extensions (the `/v1/ask` fields)."""
+    `top_k`, `mode`, `filters` and `as_of` are this service's extensions (the `/v1/ask`
+    fields)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -129,6 +142,7 @@ class ChatCompletionRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve (default 5).")
     mode: Mode | None = Field(None, description="Retrieval mode (default hybrid).")
     filters: Filters | None = None
+    as_of: dt.date | None = Field(None, description=SearchQuery.model_fields["as_of"].description)
 
 
 def unsupported_param(req: ChatCompletionRequest) -> tuple[str, str] | None:
@@ -170,6 +184,10 @@ class ChatCitation(BaseModel):
     end: int
     quote: str
     also_in: list[AlsoIn] = Field(default_factory=list, description=ALSO_IN_DESCRIPTION)
+    resolved_dates: list[ResolvedDate] = Field(
+        default_factory=list, description=Citation.model_fields["resolved_dates"].description
+    )
+    earlier: bool = Field(False, description=Citation.model_fields["earlier"].description)
 
 
 class AssistantMessage(BaseModel):
@@ -202,6 +220,8 @@ class ChatCompletion(BaseModel):
     citations: list[ChatCitation] = Field(description="Extension: exact spans behind [n].")
     short_answer: str | None = Field(None, description="Extension: the answer in a few words.")
     abstained: bool = Field(False, description="Extension: the articles don't say.")
+    as_of: dt.date | None = Field(None, description=f"Extension: {AS_OF_DESCRIPTION}")
+    period: Period | None = Field(None, description=f"Extension: {PERIOD_DESCRIPTION}")
 
 
 class Delta(BaseModel):
@@ -230,3 +250,5 @@ class ChatCompletionChunk(BaseModel):
     citations: list[ChatCitation] | None = None
     short_answer: str | None = None
     abstained: bool | None = None
+    as_of: dt.date | None = None
+    period: Period | None = None

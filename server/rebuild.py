@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
+from rag import store
 from rag.assistant import Assistant
 from rag.errors import RagError
 from rag.models import BuildReport
@@ -126,7 +127,7 @@ def milvus_lite(settings: Settings) -> bool:
     """Whether the dense index is a Milvus Lite file, which only this process may open."""
     if settings.store != "milvus":
         return False
-    from rag.engines.milvus_index import is_lite
+    from rag.engines.milvus_client import is_lite
 
     return is_lite(settings.milvus_uri)
 
@@ -140,6 +141,27 @@ def build_for_server(settings: Settings, embedder: Embedder | None = None) -> Bu
     from rag.indexing import build_index
 
     return build_index(settings, embedder=embedder, progress=False)
+
+
+def ensure_index(settings: Settings) -> None:
+    """Build the index first if there is none yet, as rebuilds are built (`build_for_server`:
+    a child process with `settings.threads`, so the build's memory and model leave with it)."""
+    if store.current_version(settings.index_dir) is None and settings.seeds_dir.is_dir():
+        logger.info("no index at %s: building it from %s", settings.index_dir, settings.seeds_dir)
+        build_for_server(settings)
+
+
+def open_assistant(settings: Settings) -> Assistant:
+    """Build the index if missing (`ensure_index`), then load the model for questions with
+    `settings.query_threads`, open the index and load the reader model (`RAG_READER=model`)."""
+    from rag.embedding import Embedder
+
+    ensure_index(settings)
+    serving = settings.with_overrides(threads=settings.query_threads)
+    assistant = Assistant.open(settings=serving, embedder=Embedder.load(serving))
+    if serving.reader == "model":
+        assistant.reader()  # loaded now: a missing or altered model fails the start, once
+    return assistant
 
 
 def build_in_child(settings: Settings) -> BuildReport:

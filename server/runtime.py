@@ -29,7 +29,6 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from rag import store
 from rag.assistant import Assistant
 from rag.memory import CacheStat, cache_stats, freeze_heap, thaw_heap, trim_native_heap
 from rag.models import Query, SearchQuery
@@ -38,7 +37,7 @@ from server.answer_pool import ASK, SEARCH, AnswerPool, pool_size
 from server.batching import EmbeddingBatcher
 from server.errors import ApiError, public_reason
 from server.metrics import Metrics
-from server.rebuild import Rebuilder, build_for_server
+from server.rebuild import Rebuilder, ensure_index, open_assistant
 from server.schemas import RebuildRun
 from server.watch import watch_seeds
 
@@ -260,27 +259,6 @@ class Runtime:
             )
         finally:
             self.watching = False
-
-
-def ensure_index(settings: Settings) -> None:
-    """Build the index first if there is none yet, as rebuilds are built (`build_for_server`:
-    a child process with `settings.threads`, so the build's memory and model leave with it)."""
-    if store.current_version(settings.index_dir) is None and settings.seeds_dir.is_dir():
-        logger.info("no index at %s: building it from %s", settings.index_dir, settings.seeds_dir)
-        build_for_server(settings)
-
-
-def open_assistant(settings: Settings) -> Assistant:
-    """Build the index if missing (`ensure_index`), then load the model for questions with
-    `settings.query_threads`, open the index and load the reader model (`RAG_READER=model`)."""
-    from rag.embedding import Embedder
-
-    ensure_index(settings)
-    serving = settings.with_overrides(threads=settings.query_threads)
-    assistant = Assistant.open(settings=serving, embedder=Embedder.load(serving))
-    if serving.reader == "model":
-        assistant.reader()  # loaded now: a missing or altered model fails the start, once
-    return assistant
 
 
 def close_events(events: Iterator[Any]) -> None:

@@ -22,7 +22,8 @@ import pytest
 from rag import near_duplicates as nd
 from rag import store
 from rag.assistant import Assistant
-from rag.copies import CopySigner, groups_from, manifest_record
+from rag.copies import CopySigner
+from rag.copy_record import groups_from, manifest_record
 from rag.embedding import Embedder
 from rag.indexing import build_index
 from rag.models import Answer, Document, Passage

@@ -27,7 +27,7 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 QUESTION = "Who chairs the Arab Parliament?"
-TOOLS = {"search_articles", "ask", "get_document", "list_documents"}
+TOOLS = {"search_articles", "ask", "get_document", "list_documents", "timeline"}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def stdio_params(settings: Settings) -> StdioServerParameters:
     }
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "rag.cli", "mcp", "--index", str(settings.index_dir)],
+        args=["-m", "server.cli", "mcp", "--index", str(settings.index_dir)],
         env=env,
         cwd=str(ROOT),
     )
@@ -154,7 +154,7 @@ def test_rag_mcp_without_an_index_fails_in_one_line(tmp_path: Any) -> None:
         [
             sys.executable,
             "-m",
-            "rag.cli",
+            "server.cli",
             "mcp",
             "--index",
             str(tmp_path / "none"),

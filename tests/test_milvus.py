@@ -27,7 +27,8 @@ from rag import store
 from rag.embedding import Embedder
 from rag.engines import build_dense
 from rag.engines.base import Ranking, exact_search
-from rag.engines.milvus_index import FILE, LIVE_SEQ, connect, disconnect, filter_expression
+from rag.engines.milvus_client import connect, disconnect
+from rag.engines.milvus_index import FILE, LIVE_SEQ, filter_expression
 from rag.engines.milvus_versions import (
     ALIVE,
     chunk_key,

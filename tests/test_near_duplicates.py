@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from rag import near_duplicates as nd
+from rag.alignment import align, map_span
 from rag.article_dates import full_date, parse_date
 from rag.evaluation.metrics import occurs
 from rag.loading import load_documents
@@ -228,7 +229,7 @@ def test_sentence_spans_map_exactly_to_the_copy(name: str) -> None:
     copy = "(MENAFN- Trend) BAKU, 10 February 2024 (Trend) - " + restyle(
         trim_last_paragraph(body(original))
     )
-    alignment = nd.align(original, copy)
+    alignment = align(original, copy)
     kept = body(trim_last_paragraph(original))
     mapped = 0
     for sentence in split_sentences(original):
@@ -254,18 +255,18 @@ def test_a_name_and_the_reverse_direction_map_exactly() -> None:
     original = seed(TASNIM)
     copy = republications(TASNIM)[f"restyled-{TASNIM}"]
     start = original.index("Jeyhun Bayramov")
-    s, e = nd.map_span(original, start, start + len("Jeyhun Bayramov"), copy)
+    s, e = map_span(original, start, start + len("Jeyhun Bayramov"), copy)
     assert copy[s:e] == "Jeyhun Bayramov"
     back = copy.index("Bayramov added that Baku hopes")
     end = copy.index("would reopen soon.", back) + len("would reopen soon.")
-    s, e = nd.map_span(copy, back, end, original)
+    s, e = map_span(copy, back, end, original)
     assert original[s:e] == original[original.index("Bayramov added") :].split("\n")[0]
     assert original[s:e].endswith("reopen soon.")  # the final period comes along
 
 
 def test_unrelated_text_maps_to_nothing() -> None:
     kuna, tasnim = seed(KUNA), seed(TASNIM)
-    assert nd.map_span(kuna, 0, len(kuna), tasnim) is None
+    assert map_span(kuna, 0, len(kuna), tasnim) is None
 
 
 # ---------------------------------------------------------------------------- the BBC set

@@ -44,7 +44,7 @@ def replica(settings: Settings, *extra: str) -> Iterator[str]:
     args = ["serve", "--port", str(port), "--index", str(settings.index_dir), *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RAG_WATCH": "false"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", *args, "--seeds", str(settings.seeds_dir)],
+        [sys.executable, "-m", "server.cli", *args, "--seeds", str(settings.seeds_dir)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -179,7 +179,7 @@ def test_workers_refuse_watch(fresh_corpus: Settings) -> None:
     args = ["serve", "--workers", "2", "--watch", "--port", str(_free_port())]
     paths = ["--seeds", str(fresh_corpus.seeds_dir), "--index", str(fresh_corpus.index_dir)]
     r = subprocess.run(
-        [sys.executable, "-m", "rag.cli", *args, *paths],
+        [sys.executable, "-m", "server.cli", *args, *paths],
         env=env,
         capture_output=True,
         text=True,

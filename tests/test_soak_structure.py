@@ -157,6 +157,9 @@ def test_caches_stay_bounded_and_swapped_out_versions_are_freed(
     live = assistant.snapshot.version
     assert retrieval.loaded_versions(fresh_corpus.index_dir) == [live]
     assert stats["snapshots.loaded"].bound == SNAPSHOTS_BOUND
+    # per-snapshot tables (dates, by every question's time scope) went with their snapshots
+    assert stats["time_scope.tables"].size == 1
+    assert stats["time_scope.tables"].bound == SNAPSHOTS_BOUND
     # request metrics: route templates and HTTP verbs only, however odd the requests were
     assert {lab["route"] for lab in labels} <= routes
     assert {lab["method"] for lab in labels} <= METHODS | {"OTHER"}

@@ -1,8 +1,8 @@
 """Milvus, the second dense backend: index versions as row lifetimes in shared collections.
 
-The only module that imports pymilvus. The same client code talks to Milvus Lite (a local
-`*.db` path; pure Python, in-process, one process per file) and to a Milvus server
-(`http://host:19530`).
+With `milvus_client` (connections), the only module that imports pymilvus. The same client
+code talks to Milvus Lite (a local `*.db` path; pure Python, in-process, one process per
+file) and to a Milvus server (`http://host:19530`).
 
 Invariants:
 - A version searches `born <= seq and died > seq` of its collection (the bookkeeping is in
@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from typing import Any, Self
 import numpy as np
 
 from rag.engines.base import Ranking, RowFilter
+from rag.engines.milvus_client import connect, reason
 from rag.engines.milvus_versions import (
     FILE,
     KEYS_FILE,
@@ -70,8 +70,6 @@ LIVE_SEQ = "rag.live_seq"  # collection property: the seq of the live version (o
 HNSW_M = 32
 HNSW_EF = 128
 KINDS = ("flat", "hnsw", "ivf-sq8")  # ivf-sq8 (a big auto index) becomes HNSW here
-_clients: dict[str, Any] = {}
-_clients_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,84 +83,6 @@ class MilvusTarget:
     @property
     def alias(self) -> str:
         return f"{self.prefix}_live"
-
-
-def is_lite(uri: str | None) -> bool:
-    """Whether `uri` (unset: the default `<index>/milvus.db`) is a Milvus Lite file, served
-    in-process and by one process at a time, rather than a server address."""
-    return not uri or "://" not in uri
-
-
-def resolve_uri(uri: str | None, index_dir: Path) -> str:
-    """A server URI as given; a local path made absolute (default `<index_dir>/milvus.db`)."""
-    if not is_lite(uri):
-        return str(uri)
-    path = Path(uri) if uri else index_dir / "milvus.db"
-    if path.suffix != ".db":
-        raise IndexStoreError(
-            f"RAG_MILVUS_URI {uri!r} is neither a server URI (http://host:19530) "
-            "nor a Milvus Lite file ending in .db"
-        )
-    return str(path.resolve())
-
-
-def connect(uri: str, timeout: float = 10.0) -> Any:
-    """One client per URI and process (Milvus Lite serves a file from a thread in-process)."""
-    with _clients_lock:
-        if uri in _clients:
-            return _clients[uri]
-        from pymilvus import MilvusClient
-
-        if is_lite(uri):
-            Path(uri).parent.mkdir(parents=True, exist_ok=True)
-            _check_lite_lock(Path(uri))
-            for name in ("milvus_lite.server_manager", "grpc._server"):
-                logging.getLogger(name).setLevel(logging.CRITICAL)  # we report errors ourselves
-        try:
-            client = MilvusClient(uri=uri, timeout=timeout)
-        except Exception as exc:  # pymilvus raises MilvusException and assorted others
-            raise IndexStoreError(f"cannot reach Milvus at {uri}: {_reason(exc)}") from exc
-        _clients[uri] = client
-        return client
-
-
-def disconnect(uri: str) -> None:
-    """Close this process's client of `uri` (and stop its Milvus Lite server, which lets
-    another process open the file)."""
-    with _clients_lock:
-        client = _clients.pop(uri, None)
-    if client is not None:
-        client.close()
-    if is_lite(uri):
-        from milvus_lite.server_manager import server_manager_instance
-
-        server_manager_instance.release_server(uri)
-
-
-def _check_lite_lock(path: Path) -> None:
-    """Milvus Lite serves a file from one process only; say so instead of a vague failure."""
-    import fcntl
-
-    lock = path / "LOCK"
-    if not lock.is_file():
-        return
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    except OSError:
-        raise IndexStoreError(
-            f"Milvus Lite file {path} is open in another process (Milvus Lite allows one "
-            "process per file): rebuild from the serving process (`rag serve --watch`, "
-            "POST /v1/index/rebuild) or use a Milvus server (RAG_MILVUS_URI=http://host:19530)"
-        ) from None
-    finally:
-        os.close(fd)
-
-
-def _reason(exc: Exception) -> str:
-    text = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
-    return " ".join(str(text).split())[:300]
 
 
 def filter_expression(filters: Filters) -> str:
@@ -271,7 +191,7 @@ class MilvusIndex:
             )[0]
         except Exception as exc:
             raise IndexStoreError(
-                f"Milvus search failed ({self.target.uri}): {_reason(exc)}"
+                f"Milvus search failed ({self.target.uri}): {reason(exc)}"
             ) from exc
         if self.seq is None:
             found = [(int(h["row"]), float(h["distance"])) for h in hits]
@@ -295,7 +215,7 @@ class MilvusIndex:
             if p.base is not None and not client.has_collection(p.collection):
                 p = Plan(self.collection, p.seq, None)
         except Exception as exc:
-            raise IndexStoreError(f"Milvus at {t.uri} failed: {_reason(exc)}") from exc
+            raise IndexStoreError(f"Milvus at {t.uri} failed: {reason(exc)}") from exc
         self.collection, self.seq = p.collection, p.seq
         record = {"uri": t.uri, "collection": p.collection, "kind": self.kind, "prefix": t.prefix}
         record |= {"rows": self.n, "dim": rows.dim, "seq": p.seq, "base": p.base}
@@ -317,7 +237,7 @@ class MilvusIndex:
         except IndexStoreError:
             raise
         except Exception as exc:
-            raise IndexStoreError(f"writing to Milvus at {t.uri} failed: {_reason(exc)}") from exc
+            raise IndexStoreError(f"writing to Milvus at {t.uri} failed: {reason(exc)}") from exc
         if seen != self.n:
             raise IndexStoreError(f"Milvus version {p.seq} sees {seen} rows, expected {self.n}")
         self._pending = None
@@ -372,7 +292,7 @@ class MilvusIndex:
                 props = {LIVE_SEQ: str(self.seq)}
                 client.alter_collection_properties(self.collection, properties=props)
         except Exception as exc:  # the alias is for outside readers; snapshots use names
-            logger.warning("could not move Milvus alias %s: %s", alias, _reason(exc))
+            logger.warning("could not move Milvus alias %s: %s", alias, reason(exc))
 
     @classmethod
     def load(cls, folder: Path, vectors: np.ndarray, kind: str = "flat") -> Self:
@@ -391,7 +311,7 @@ class MilvusIndex:
         except IndexStoreError:
             raise
         except Exception as exc:
-            raise IndexStoreError(f"cannot open Milvus collection {name}: {_reason(exc)}") from exc
+            raise IndexStoreError(f"cannot open Milvus collection {name}: {reason(exc)}") from exc
         n = len(vectors)
         if int(record.get("rows", -1)) != n or (keymap is not None and keymap.shape != (2, n)):
             raise IndexStoreError(f"index at {folder} is corrupt (Milvus row count differs)")

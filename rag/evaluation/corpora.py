@@ -15,6 +15,7 @@ recognised by shape, not by name; distractor ids never clash with SQuAD titles.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import re
 import sys
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import RagError
 
@@ -31,8 +32,18 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from rag.embedding import Embedder
-    from rag.evaluation.runner import EvalConfig
     from rag.settings import Settings
+
+
+class CorpusOptions(Protocol):
+    """What `open_eval_set` reads of a run's options (`rag.evaluation.runner.EvalConfig`,
+    which imports this module: a protocol keeps the two out of an import circle)."""
+
+    index_dir: Path | None
+    distractors: Path | None
+    corpus_dir: Path | None
+    limit: int | None
+
 
 _UNSAFE = re.compile(r"[^\w.-]+")
 
@@ -51,9 +62,12 @@ class EvalQuestion:
     doc_ids: tuple[str, ...]
     answerable: bool
     tags: tuple[str, ...] = ()
+    as_of: dt.date | None = None  # the day it is asked on (None: today, as `rag ask` asks)
+    period: tuple[dt.date | None, dt.date | None] | None = None  # (since, until) it is about
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> EvalQuestion:
+        period = rec.get("period")
         return cls(
             id=str(rec["id"]),
             question=str(rec["question"]),
@@ -61,7 +75,13 @@ class EvalQuestion:
             doc_ids=tuple(rec.get("doc_ids", [])),
             answerable=bool(rec.get("answerable", bool(rec.get("answers")))),
             tags=tuple(rec.get("tags", [])),
+            as_of=_day(rec.get("as_of")),
+            period=None if period is None else (_day(period["since"]), _day(period["until"])),
         )
+
+
+def _day(value: Any) -> dt.date | None:
+    return None if value is None else dt.date.fromisoformat(str(value))
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:
@@ -72,7 +92,7 @@ def load_questions(path: Path) -> list[EvalQuestion]:
             continue
         try:
             questions.append(EvalQuestion.from_record(json.loads(line)))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise RagError(f"{path}:{lineno}: not an eval question ({exc})") from exc
     if not questions:
         raise RagError(f"{path}: no questions")
@@ -198,7 +218,7 @@ class EvalSet:
 
 @contextmanager
 def open_eval_set(
-    path: Path, config: EvalConfig, settings: Settings, embedder: Embedder, console: Console
+    path: Path, config: CorpusOptions, settings: Settings, embedder: Embedder, console: Console
 ) -> Iterator[tuple[EvalSet, Settings]]:
     """The questions of one file and the settings of the index to ask them against.
 

@@ -343,3 +343,14 @@ def score_question(
         quotes_exact=quotes_exact,
         scores=dict(scores or {}),
     )
+
+
+def answerable_records(records: Sequence[QuestionRecord]) -> list[QuestionRecord]:
+    """The records of answerable questions."""
+    return [r for r in records if r.answerable]
+
+
+def abstention_of(records: Sequence[QuestionRecord], attr: str) -> float | None:
+    """One of `AbstentionScores`' fields (`precision`, `recall`, `false_abstain`) of records."""
+    scores = abstention_scores([r.abstained for r in records], [r.answerable for r in records])
+    return getattr(scores, attr)

@@ -14,24 +14,28 @@ Two ways to compute a metric:
   the JSON report writes it beside the record's fields, and the summary is its mean over the
   answerable questions. Example: `short_f1`, the SQuAD token F1 of `Answer.short_answer`.
 
-This module imports only the standard library and `metrics`, so `rag.cli` can build its
-options from it without loading models.
+The summary's parts by tag and by kind of question are `breakdowns`'. This module imports only
+the standard library, `metrics`, `breakdowns` and `time_metrics` (the dated questions' answer
+metrics), so `rag.cli` can build its options from it without loading models.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from rag.evaluation.breakdowns import QUESTION_KINDS as QUESTION_KINDS  # re-exported
+from rag.evaluation.breakdowns import breakdowns
+from rag.evaluation.breakdowns import question_kind as question_kind  # re-exported
 from rag.evaluation.metrics import (
     DOC_RECALL_K,
     HIT_KS,
     MRR_CUTOFF,
     WORD_BUDGETS,
     QuestionRecord,
-    abstention_scores,
+    abstention_of,
+    answerable_records,
     hit_rate,
     mean,
     mean_reciprocal_rank,
@@ -39,6 +43,7 @@ from rag.evaluation.metrics import (
     squad_exact_match,
     squad_f1,
 )
+from rag.evaluation.time_metrics import copies_folded, duplicate_citations, in_time, period_parsed
 
 if TYPE_CHECKING:
     from rag.evaluation.corpora import EvalQuestion
@@ -78,24 +83,17 @@ class Metric:
         return bool(self.flag and self.flag.startswith("min-"))
 
     def aggregate(self, records: Records) -> Any:
+        """The summary value: `summarise`, or the answer metric's mean (its sum for a count)."""
         if self.summarise is not None:
             return self.summarise(records)
-        return mean(
-            r.scores.get(self.key) for r in records if r.answerable or self.every_question
-        )
-
-
-def _answerable(records: Records) -> list[QuestionRecord]:
-    return [r for r in records if r.answerable]
+        values = [r.scores.get(self.key) for r in records if r.answerable or self.every_question]
+        if self.fmt == "count":
+            return sum(float(v) for v in values if v is not None)
+        return mean(values)
 
 
 def _ranks(records: Records) -> list[int | None]:
-    return [r.first_hit for r in _answerable(records)]
-
-
-def _abstention(records: Records, attr: str) -> float | None:
-    scores = abstention_scores([r.abstained for r in records], [r.answerable for r in records])
-    return getattr(scores, attr)
+    return [r.first_hit for r in answerable_records(records)]
 
 
 def _quote_exact(records: Records) -> float | None:
@@ -152,7 +150,9 @@ def _budget(words: int) -> Metric:
         f"answer in first {words} words",
         flag=f"min-recall{words}",
         flag_help=f"answer-in-first-{words}-words rate",
-        summarise=lambda records: mean(r.in_budget[str(words)] for r in _answerable(records)),
+        summarise=lambda records: mean(
+            r.in_budget[str(words)] for r in answerable_records(records)
+        ),
     )
 
 
@@ -171,7 +171,7 @@ METRICS: tuple[Metric, ...] = (
         f"source doc recall@{DOC_RECALL_K}",
         flag="min-doc-recall",
         flag_help=f"source document recall@{DOC_RECALL_K}",
-        summarise=lambda records: mean(r.doc_recall for r in _answerable(records)),
+        summarise=lambda records: mean(r.doc_recall for r in answerable_records(records)),
     ),
     Metric(
         "answer_contains",
@@ -179,14 +179,14 @@ METRICS: tuple[Metric, ...] = (
         section="answers · answerable",
         flag="min-answer",
         flag_help="answer containment",
-        summarise=lambda records: mean(r.contains for r in _answerable(records)),
+        summarise=lambda records: mean(r.contains for r in answerable_records(records)),
     ),
     Metric(
         "answer_f1",
         "token F1",
         flag="min-f1",
         flag_help="answer token F1",
-        summarise=lambda records: mean(r.f1 for r in _answerable(records)),
+        summarise=lambda records: mean(r.f1 for r in answerable_records(records)),
     ),
     Metric(
         "llm_fallback",
@@ -236,7 +236,7 @@ METRICS: tuple[Metric, ...] = (
         section="citations",
         flag="min-citation-source",
         flag_help="share of answers citing only listed sources",
-        summarise=lambda records: mean(r.citations_in_source for r in _answerable(records)),
+        summarise=lambda records: mean(r.citations_in_source for r in answerable_records(records)),
     ),
     Metric(
         "quote_exact",
@@ -252,26 +252,62 @@ METRICS: tuple[Metric, ...] = (
         summarise=lambda records: sum(r.quotes for r in records),
     ),
     Metric(
+        "current_newest",
+        "current/latest from the newest article",
+        section="time · tagged questions",
+        flag="min-current-newest",
+        flag_help="share of 'current' questions answered from an article holding the answer "
+        "as of their day",
+        score=in_time("current"),
+        every_question=True,
+    ),
+    Metric(
+        "period_right",
+        "period questions right",
+        flag="min-period-right",
+        flag_help="share of 'period' questions answered from an article of their period",
+        score=in_time("period"),
+        every_question=True,
+    ),
+    Metric("period_parsed", "period read as listed", score=period_parsed, every_question=True),
+    Metric(
+        "copies_folded",
+        "copies folded (story once, copies listed)",
+        flag="min-copies-folded",
+        flag_help="share of 'copies' questions whose story is shown once with its copies",
+        score=copies_folded,
+        every_question=True,
+    ),
+    Metric(
+        "duplicate_citations",
+        "answers citing the same text twice",
+        fmt="count",
+        flag="max-duplicate-citations",
+        flag_help="answers with two citations of the same text",
+        score=duplicate_citations,
+        every_question=True,
+    ),
+    Metric(
         "abstain_precision",
         "precision (unanswerable)",
         section="abstention",
         flag="min-abstain-precision",
         flag_help="abstention precision",
-        summarise=lambda records: _abstention(records, "precision"),
+        summarise=lambda records: abstention_of(records, "precision"),
     ),
     Metric(
         "abstain_recall",
         "recall (unanswerable)",
         flag="min-abstain-recall",
         flag_help="abstention recall",
-        summarise=lambda records: _abstention(records, "recall"),
+        summarise=lambda records: abstention_of(records, "recall"),
     ),
     Metric(
         "false_abstain",
         "false abstain (answerable)",
         flag="max-false-abstain",
         flag_help="share of answerable questions abstained on",
-        summarise=lambda records: _abstention(records, "false_abstain"),
+        summarise=lambda records: abstention_of(records, "false_abstain"),
     ),
     Metric("latency_p50_ms", "p50 ms", section="latency", fmt="ms", summarise=_latency(50)),
     Metric(
@@ -298,65 +334,15 @@ def answer_scores(
 
 def summarise(records: Records, metrics: Sequence[Metric] = METRICS) -> dict[str, Any]:
     """Aggregate metrics of one mode; answerable and unanswerable questions kept apart."""
-    answerable = _answerable(records)
+    answerable = answerable_records(records)
     summary: dict[str, Any] = {
         "questions": len(records),
         "answerable": len(answerable),
         "unanswerable": len(records) - len(answerable),
         **{m.key: m.aggregate(records) for m in metrics},
     }
-    summary["by_tag"] = {
-        tag: _tag_metrics([r for r in records if tag in r.tags])
-        for tag in sorted({t for r in records for t in r.tags})
-    }
-    kinds = [question_kind(r.question) for r in records]
-    summary["by_kind"] = {
-        kind: _kind_metrics([r for r, k in zip(records, kinds, strict=True) if k == kind])
-        for kind in QUESTION_KINDS
-        if kind in kinds
-    }
+    summary.update(breakdowns(records))  # by_tag, by_kind
     return summary
-
-
-QUESTION_KINDS = ("who", "when", "where", "how many", "what/which", "other")
-_KIND_PATTERNS = (
-    ("how many", re.compile(r"\bhow (many|much|long|old|far|big|large|often|tall|high)\b", re.I)),
-    ("when", re.compile(r"\bwhen\b|\b(what|which|in what) (year|date|day|month|century)\b", re.I)),
-    ("where", re.compile(r"\bwhere\b|\b(what|which) (city|country|place|town|region)\b", re.I)),
-    ("who", re.compile(r"\b(who|whom|whose)\b", re.I)),
-    ("what/which", re.compile(r"\b(what|which)\b", re.I)),
-)  # fmt: skip
-
-
-def question_kind(question: str) -> str:
-    """who, when, where, how many, what/which or other: the first pattern that matches."""
-    for kind, pattern in _KIND_PATTERNS:
-        if pattern.search(question):
-            return kind
-    return "other"
-
-
-def _kind_metrics(records: Records) -> dict[str, Any]:
-    ans = _answerable(records)
-    return {
-        "questions": len(records),
-        "unanswerable": len(records) - len(ans),
-        "short_f1": mean(r.scores.get("short_f1") for r in ans),
-        "short_shown": mean(r.scores.get("short_shown") for r in ans),
-        "short_right": mean(r.scores.get("short_right") for r in records),
-        "abstain_recall": _abstention(records, "recall"),
-        "false_abstain": _abstention(records, "false_abstain"),
-    }
-
-
-def _tag_metrics(records: Records) -> dict[str, Any]:
-    ans = _answerable(records)
-    return {
-        "questions": len(records),
-        "hit@5": hit_rate([r.first_hit for r in ans], 5),
-        "answer_contains": mean(r.contains for r in ans),
-        "abstained": mean(r.abstained for r in records),
-    }
 
 
 def check_thresholds(

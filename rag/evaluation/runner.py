@@ -117,7 +117,7 @@ def run_questions(
             vector = assistant.embed([assistant.check_question(q.question)])[0]
             cache[q.question] = (vector, (time.perf_counter() - t0) * 1000)
         qvec, embed_ms = cache[q.question]
-        asked = query.model_copy(update={"question": q.question, "top_k": top_k})
+        asked = query.model_copy(update={"question": q.question, "top_k": top_k, "as_of": q.as_of})
         answer = assistant.ask(asked, query_vector=qvec)
         ranked = answer.passages
         if depth > top_k:

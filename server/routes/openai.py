@@ -196,6 +196,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, rt: Ru
         mode=body.mode,
         filters=body.filters,
         answerer="llm" if uses_llm else "extractive",
+        as_of=body.as_of,
     )
     meta = _Meta(body, assistant.snapshot.version, turns)
     if not body.stream and not uses_llm and rt.answers_in_one_trip:
@@ -274,6 +275,8 @@ def _completion(answer: Answer, meta: _Meta) -> ChatCompletion:
         citations=chat_citations(answer),
         short_answer=short_answer_of(answer),
         abstained=answer.abstained,
+        as_of=answer.as_of,
+        period=answer.period,
     )
 
 
@@ -322,6 +325,8 @@ def _closing_chunks(answer: Answer, meta: _Meta) -> Iterator[str]:
         citations=chat_citations(answer),
         short_answer=short_answer_of(answer),
         abstained=answer.abstained,
+        as_of=answer.as_of,
+        period=answer.period,
     )
     if meta.include_usage:
         yield meta.chunk([], usage=meta.usage(message_content(answer)))

@@ -79,6 +79,8 @@ export function renderAnswer(answer, on) {
   if (typeof answer.confidence === "number" && answer.answerer !== "llm") meta.push(`confidence ${answer.confidence.toFixed(2)}`);
   if (answer.timings && answer.timings.total) meta.push(fmt.ms(answer.timings.total));
   if (answer.fallback) meta.push(`LLM unavailable, extractive answer shown (${answer.fallback_reason || "no reason given"})`);
+  if (answer.as_of) meta.push(`as of ${answer.as_of}`);
+  if (answer.period) meta.push(`period ${answer.period.since || "…"} to ${answer.period.until || "…"}`);
   $("answer-meta").textContent = meta.join(" · ");
   renderCitations(answer.citations, answer.answer, on);
 }
@@ -88,11 +90,12 @@ export function renderAnswer(answer, on) {
 function renderCitations(citations, answerText, on) {
   const list = $("citations");
   const flat = (t) => t.replace(/\s+/g, " ");
-  const said = flat(answerText);
+  // resolved relative days written into the text ("Thursday (2024-02-08)") are not the quote's
+  const said = flat(answerText).replace(/ \((?:the week of )?\d{4}(?:-[\dW]+)*\)/g, "");
   list.replaceChildren(...citations.map((c) => el("li", { id: `cite-${c.n}`, "data-n": c.n },
     el("div", { class: "passage-head" }, citeLink(c, on), el("span", { text: c.title })),
-    el("p", { class: "meta", text: [c.source || "source not stated", c.doc_id,
-      `characters ${fmt.int(c.start)}–${fmt.int(c.end)}`, `score ${fmt.score(c.score)}`].join(" · ") }),
+    el("p", { class: "meta", text: [c.earlier ? "earlier" : null, c.source || "source not stated", c.date, c.doc_id,
+      `characters ${fmt.int(c.start)}–${fmt.int(c.end)}`, `score ${fmt.score(c.score)}`].filter(Boolean).join(" · ") }),
     said.includes(flat(c.quote)) ? null : el("blockquote", { text: c.quote }))));
   $("citations-block").hidden = citations.length === 0;
 }

@@ -4,10 +4,12 @@
 import { ApiError, LOST, getJson, readEvents, request } from "./api.js";
 import { renderAnswer, renderPassages } from "./answer.js";
 import { $, NARROW, app, el, hideError, put, setStatus, setUrl, showError } from "./dom.js";
+import { clearTimeline, loadTimeline } from "./timeline.js";
 import { makeViewer } from "./viewer.js";
 
 const state = {
   asking: null, // AbortController of the question in flight
+  body: null, // the /v1/ask body of the question on screen (its timeline asks the same)
   answer: null,
   passages: [],
   activeCite: null,
@@ -115,6 +117,7 @@ function startLoading() {
   $("citations-block").hidden = true;
   $("passages").replaceChildren();
   askViewer.clear();
+  clearTimeline();
   setStatus($("ask-status"), "Searching the articles…", true);
 }
 
@@ -150,7 +153,7 @@ export async function ask({ push = true } = {}) {
     const response = await request("/v1/ask", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: JSON.stringify(askBody()),
+      body: JSON.stringify((state.body = askBody())),
       signal: controller.signal,
     });
     let done = false;
@@ -202,6 +205,7 @@ function onDone(answer, cite) {
     ? "The articles don't say. The closest passages are listed."
     : `Answered with ${n} citation${n === 1 ? "" : "s"}.`);
   if (cite && answer.citations.some((c) => String(c.n) === cite)) openCitation(Number(cite), true);
+  loadTimeline(state.body, on);
 }
 
 
@@ -226,6 +230,7 @@ export function clearAnswer() {
   state.asking = null;
   state.answer = null;
   $("results").hidden = true;
+  clearTimeline();
   hideError($("ask-error"));
   setStatus($("ask-status"), "");
   document.title = "Ask the articles";
