@@ -35,12 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.index_build import machine  # noqa: E402
+from rag.choices import EMBED_BACKENDS  # noqa: E402
 from rag.chunking import ChunkerConfig, chunk_with_sentences  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.loading import load_documents  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = EMBED_BACKENDS
 SHARED = ROOT.parent / "shared" / "bench"
 if not SHARED.is_dir():
     SHARED = Path("/work/shared/bench")

@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 from bench.index_build import machine  # noqa: E402
 from rag import store  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
+from rag.choices import MODES  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.engines import build_dense, build_lexical  # noqa: E402
 from rag.indexing import build_index, dense_kind  # noqa: E402
@@ -139,7 +140,7 @@ def scale_part(embedder: Embedder, base_index: Path, target: int, work: Path) ->
         f"\nscale: {len(snap.chunks):,} chunks, {len(snap.docs):,} documents, FAISS {kind} "
         f"(index structures built in {build_s:.0f} s)"
     )
-    for mode in ("dense", "bm25", "hybrid"):
+    for mode in MODES:
         embed_ms, retrieve_ms, total_ms = [], [], []
         for _ in range(3):
             for q in questions:

@@ -35,7 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     snaps = {"faiss": Snapshot.load(args.faiss_index), "milvus": Snapshot.load(args.milvus_index)}
     for name, snap in snaps.items():
-        assert (snap.manifest.get("store") or {"kind": "faiss"})["kind"] == name, name
+        assert snap.manifest.store_kind == name, name
     texts = [
         c.text[:200]
         for c in snaps["faiss"].chunks[:: max(1, len(snaps["faiss"].chunks) // args.queries)]

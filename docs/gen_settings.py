@@ -5,14 +5,14 @@
 
 Each field becomes a row: its environment variable (`RAG_<FIELD>`), default, accepted values
 (from the type and its bounds) and description (the field's `description=`). Sections are the
-`# Comment` lines above groups of fields in rag/settings.py, read from its source. Everything in
-docs/settings.md below the NOTES_MARKER line is written by hand and kept as it is.
+groups of `rag.settings.SECTIONS` (`PathSettings`, `RetrievalSettings`, …), in that order, each
+titled by its class's docstring. Everything in docs/settings.md below the NOTES_MARKER line is
+written by hand and kept as it is.
 tests/test_docs.py checks that the committed file equals `render()`.
 """
 
 from __future__ import annotations
 
-import ast
 import inspect
 import json
 import re
@@ -40,41 +40,37 @@ HEADER = """\
      `.venv/bin/python docs/gen_settings.py` (tests/test_docs.py fails until you do). -->
 
 Every setting is an environment variable with the `RAG_` prefix, read by
-`rag.settings.Settings` ([rag/settings.py](../rag/settings.py)). Precedence: a CLI flag (where
-there is one) > the `RAG_*` environment variable > the default below. Unset means the setting
-has no value (`None`). Longer notes on some settings follow the tables.
+`rag.settings.Settings` ([rag/settings.py](../rag/settings.py)), which is made of one class per
+concern: one table below each (`PathSettings`, `EmbeddingSettings`, …, `LlmSettings`).
+Precedence: a CLI flag (where there is one) > the `RAG_*` environment variable > the default
+below. Unset means the setting has no value (`None`). Longer notes on some settings follow the
+tables.
 """
 
 
-def _settings_class() -> type:
+def _settings_module() -> types.ModuleType:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from rag.settings import Settings
+    import rag.settings
 
-    return Settings
+    return rag.settings
 
 
-def sections(cls: type) -> dict[str, str]:
-    """Field name -> the `# Comment` heading above its group in the class's source."""
-    source = inspect.getsource(cls)
-    lines = source.splitlines()
-    tree = ast.parse(source)
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    result: dict[str, str] = {}
-    current = "General"
-    previous_end = tree.body[0].lineno  # the `class` line
-    for node in body:
-        comments = [
-            line.strip().lstrip("#").strip()
-            for line in lines[previous_end : node.lineno - 1]
-            if line.strip().startswith("#")
-        ]
-        if comments:
-            current = " ".join(comments)
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            result[node.target.id] = current
-        previous_end = node.end_lineno or node.lineno
-    return result
+def _settings_class() -> type:
+    return _settings_module().Settings  # type: ignore[no-any-return]
+
+
+def groups(cls: type) -> list[tuple[str, str, list[str]]]:
+    """(heading, intro, field names) of each group of `rag.settings.SECTIONS` that `cls` is
+    made of; the intro is the rest of the group's docstring."""
+    out = []
+    for group in _settings_module().SECTIONS:
+        if not issubclass(cls, group):
+            continue
+        title, _, intro = inspect.cleandoc(group.__doc__ or group.__name__).partition("\n")
+        heading = f"{title.strip()} (`{group.__name__}`)"
+        out.append((heading, " ".join(intro.split()), list(group.model_fields)))
+    return out
 
 
 def _bounds(metadata: list[Any]) -> str:
@@ -142,20 +138,26 @@ def _escape(text: str) -> str:
 def tables(cls: type | None = None) -> str:
     cls = cls or _settings_class()
     prefix = cls.model_config.get("env_prefix", "")
-    by_section: dict[str, list[str]] = {}
-    heading = sections(cls)
-    for name, field in cls.model_fields.items():
-        row = "| `{}` | {} | {} | {} |".format(
-            f"{prefix}{name}".upper(),
-            describe_default(field),
-            _escape(describe_type(field.annotation, field.metadata)),
-            _escape(re.sub(r"\s+", " ", field.description or "").strip()),
-        )
-        by_section.setdefault(heading.get(name, "General"), []).append(row)
+    listed = groups(cls)
+    grouped = {name for _, _, names in listed for name in names}
+    rest = [name for name in cls.model_fields if name not in grouped]
+    if rest:
+        listed.append(("General", "", rest))
     out = []
-    for title, rows in by_section.items():
-        out += [f"## {title}", "", "| variable | default | values | meaning |", "|---|---|---|---|"]
-        out += [*rows, ""]
+    for heading, intro, names in listed:
+        out += [f"## {heading}", ""] + ([intro, ""] if intro else [])
+        out += ["| variable | default | values | meaning |", "|---|---|---|---|"]
+        for name in names:
+            field = cls.model_fields[name]
+            out.append(
+                "| `{}` | {} | {} | {} |".format(
+                    f"{prefix}{name}".upper(),
+                    describe_default(field),
+                    _escape(describe_type(field.annotation, field.metadata)),
+                    _escape(re.sub(r"\s+", " ", field.description or "").strip()),
+                )
+            )
+        out.append("")
     return "\n".join(out)
 
 

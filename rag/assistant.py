@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from rag import question_steps as steps
 from rag import store
 from rag.embedding import Embedder
 from rag.errors import IndexStoreError, QuestionError
+from rag.events import DeltaEvent, DoneEvent, PassagesEvent, StreamEvent
 from rag.memory import release_memory
 from rag.models import (
     Answer,
@@ -46,8 +47,7 @@ if TYPE_CHECKING:
     from rag.timeline import Timeline
 
 logger = logging.getLogger(__name__)
-
-StreamEvent = tuple[str, Any]  # ("passages", list[Passage]) | ("delta", str) | ("done", Answer)
+Q = TypeVar("Q", bound=SearchQuery)
 
 
 class Assistant:
@@ -101,7 +101,7 @@ class Assistant:
         if index_dir is not None:
             settings = settings.with_overrides(index_dir=Path(index_dir))
         snapshot = Snapshot.load(settings.index_dir)
-        built_with = snapshot.manifest.get("settings", {}).get("model")
+        built_with = snapshot.manifest.model
         if built_with != settings.model:
             raise IndexStoreError(
                 f"index at {settings.index_dir} was built with model {built_with!r}, "
@@ -158,6 +158,18 @@ class Assistant:
                 f"{self.settings.max_question_chars}"
             )
         return text
+
+    def check(self, query: Q) -> Q:
+        """`query` with its question trimmed and checked against the limit, once: a checked
+        query (`SearchQuery.checked`) is returned as it is and not checked again on its way
+        through `search`, `ask`, `stream_ask` or `timeline`. QuestionError like
+        `check_question`. (A query already trimmed is marked checked itself, not copied.)"""
+        if query.checked:
+            return query
+        question = self.check_question(query.question)
+        if question != query.question:
+            query = query.model_copy(update={"question": question})
+        return query.mark_checked()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Normalised float32 query vectors, one row per text (the model's own forward pass)."""
@@ -219,7 +231,7 @@ class Assistant:
         """The query with its question checked and unset options taken from the settings."""
         s = self.settings
         fill: dict[str, Any] = {
-            "question": self.check_question(query.question),
+            "question": query.question if query.checked else self.check_question(query.question),
             "top_k": query.top_k or s.top_k,
             "mode": query.mode or s.mode,
             "as_of": query.as_of or s.as_of or dt.date.today(),
@@ -259,9 +271,9 @@ class Assistant:
             >>> answer.citations[0].quote in answer.answer
             True
         """
-        for kind, value in self.stream_ask(query, query_vector=query_vector, **options):
-            if kind == "done":
-                return value
+        for event in self.stream_ask(query, query_vector=query_vector, **options):
+            if isinstance(event, DoneEvent):
+                return event.answer
         raise RuntimeError("answer stream ended without a result")  # pragma: no cover
 
     def stream_ask(
@@ -274,17 +286,17 @@ class Assistant:
     ) -> Iterator[StreamEvent]:
         """Answer a question as a stream of events, for terminals and Server-Sent Events.
 
-        Takes the same arguments as `ask`. Yields, in order: `("passages", list[Passage])`
-        once retrieval is done; `("delta", str)` pieces of the answer text as they are
-        produced (one piece for the extractive answerer, many from an LLM); and finally
-        `("done", Answer)`, the same `Answer` that `ask` returns. The whole request uses one
-        index snapshot, even if a newer version is swapped in meanwhile.
+        Takes the same arguments as `ask`. Yields, in order (`rag.events`): a
+        `PassagesEvent` once retrieval is done; `DeltaEvent`s, pieces of the answer text as
+        they are produced (one piece for the extractive answerer, many from an LLM); and
+        finally a `DoneEvent` with the same `Answer` that `ask` returns. The whole request uses
+        one index snapshot, even if a newer version is swapped in meanwhile.
 
         Raises:
             QuestionError: the question is empty or too long (before anything is yielded).
 
         Example:
-            >>> [kind for kind, _ in assistant.stream_ask("Who chairs the Arab Parliament?")]
+            >>> [e.kind for e in assistant.stream_ask("Who chairs the Arab Parliament?")]
             ['passages', 'delta', 'done']
         """
         t0 = time.perf_counter()
@@ -295,7 +307,7 @@ class Assistant:
         scope = steps.scope_of(self.settings, snap, q)
         passages = steps.retrieve_in(self.settings, snap, q, qvec, scope)
         t2 = time.perf_counter()
-        yield "passages", passages
+        yield PassagesEvent(passages)
 
         extractive = functools.partial(self._extractive, snap, q.question, qvec, passages)
         if q.answerer == "llm":
@@ -304,7 +316,7 @@ class Assistant:
             draft: AnswerDraft | None = None
             for item in stream_answer(self.llm_client(), q.question, passages, extractive):
                 if isinstance(item, str):
-                    yield "delta", item
+                    yield DeltaEvent(item)
                 else:
                     draft = item
             assert draft is not None
@@ -312,7 +324,7 @@ class Assistant:
         else:
             answer = functools.partial(self._extractive, snap, q.question, qvec)
             draft = answer_in_time(snap, scope, q.question, qvec, passages, answer)
-            yield "delta", draft.answer
+            yield DeltaEvent(draft.answer)
         t3 = time.perf_counter()
         timings = {
             "embed": ms(t1 - t0),
@@ -321,7 +333,7 @@ class Assistant:
             "total": ms(t3 - t0),
         }
         done = draft.to_answer(q.question, passages, q.mode, timings)
-        yield "done", done.model_copy(update=scope.fields(answer=True))
+        yield DoneEvent(done.model_copy(update=scope.fields(answer=True)))
 
     def _extractive(
         self, snap: Snapshot, question: str, qvec: np.ndarray | None, passages: list[Passage]
@@ -378,7 +390,7 @@ class Assistant:
 def _embedder_for(snapshot: Snapshot, settings: Settings, embedder: Embedder | None) -> Embedder:
     """An embedder with the backend the snapshot's vectors were made with (torch before the
     setting existed): questions and chunks must come from the same engine."""
-    backend = snapshot.manifest.get("settings", {}).get("embed_backend", "torch")
+    backend = snapshot.manifest.embed_backend
     if embedder is not None and embedder.backend == backend:
         return embedder
     if embedder is not None:

@@ -95,13 +95,13 @@ def plan_build(
     A file is read (hashed) only when its stat differs from the recorded one, or with `verify`.
     """
     prev, reason = (None, "rebuild requested") if rebuild else _open_previous(settings)
-    if prev is not None and prev.manifest.get("settings") != settings_fingerprint(settings):
+    if prev is not None and prev.manifest.fingerprint != settings_fingerprint(settings):
         prev.close()
         prev, reason = None, "model or chunker settings changed"
     if prev is None:
         return BuildPlan([(f, "embed") for f in files], None, reason, [])
-    docs: dict[str, str] = prev.manifest.get("documents", {})
-    stats: dict[str, list[int]] = prev.manifest.get("files", {})
+    docs = prev.manifest.documents
+    stats = prev.manifest.files
     entries: list[tuple[FileStat, Action]] = []
     for f in files:
         same_stat = not verify and stats.get(f.doc_id) == f.key
@@ -111,7 +111,7 @@ def plan_build(
         else:
             entries.append((f, "skip" if same_stat else "embed"))
     removed = sorted(set(docs) - {f.doc_id for f in files})
-    reason = "incremental" if is_current(prev.manifest) else "copy detection out of date"
+    reason = "incremental" if is_current(prev.manifest.copies) else "copy detection out of date"
     return BuildPlan(entries, prev, reason, removed)
 
 
@@ -125,8 +125,8 @@ def refresh_if_unchanged(settings: Settings, plan: BuildPlan) -> BuildReport | N
     if found is None:
         return None
     current = {f.doc_id: f.key for f, _ in plan.entries}
-    if prev.manifest.get("files") != current:
-        manifest = {**prev.manifest, "files": current}
+    if prev.manifest.files != current:
+        manifest = {**prev.manifest.record, "files": current}
         store.write_atomic(
             prev.path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode()
         )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from rag import choices
 from rag.errors import RagError
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ if os.environ.get("RAG_ALLOW_DOWNLOADS") != "1":  # nothing is fetched unless as
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-MODES = click.Choice(["dense", "bm25", "hybrid"])
+MODES = click.Choice(choices.MODES)
+ANSWERERS = click.Choice(choices.ANSWERERS)
 
 
 def command_settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -54,7 +56,7 @@ def _echo_json(data: Any) -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option(
     "--embed-backend",
-    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    type=click.Choice(choices.EMBED_BACKENDS),
     help="Embedding engine (default: RAG_EMBED_BACKEND, else onnx-int8).",
 )
 @click.pass_context
@@ -219,7 +221,7 @@ def timeline_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json
 @cli.command("ask")
 @click.argument("question")
 @_query_command
-@click.option("--answerer", type=click.Choice(["extractive", "llm"]), help="Who writes answers.")
+@click.option("--answerer", type=ANSWERERS, help="Who writes answers.")
 def ask_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: bool) -> None:
     """Answer QUESTION from the articles, citing exact source spans."""
     from rag.assistant import Assistant
@@ -306,8 +308,8 @@ def _eval_limit_options(f: Any) -> Any:
 @cli.command("eval")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index (.jsonl).")
-@click.option("--mode", "modes", help="Comma-separated modes, e.g. dense,bm25,hybrid.")
-@click.option("--answerer", type=click.Choice(["extractive", "llm"]), help="Who writes answers.")
+@click.option("--mode", "modes", help=f"Comma-separated modes, e.g. {','.join(choices.MODES)}.")
+@click.option("--answerer", type=ANSWERERS, help="Who writes answers.")
 @click.option("-k", "--top-k", type=click.IntRange(1, 50), help="Passages given to the answer.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write a JSON report.")
 @click.option(
@@ -322,7 +324,8 @@ def _eval_limit_options(f: Any) -> Any:
 @click.option(
     "--reader",
     "readers",
-    help="Short answers by: model, rules or off; comma-separated to compare side by side.",
+    help=f"Short answers by: {', '.join(choices.READERS)}; comma-separated to compare side by "
+    "side.",
 )
 @click.option("--calibrate", is_flag=True, help="Show abstention trade-offs per threshold.")
 @_eval_limit_options

@@ -52,9 +52,9 @@ ALIGNMENTS_CACHED = 256  # (document, copy) pairs whose word alignment a snapsho
 # (its `copies` record: `rag.copy_record.manifest_record`, `is_current`, `groups_from`)
 
 
-def reusable(con: sqlite3.Connection, manifest: Mapping[str, Any]) -> bool:
-    """Whether a version's stored signatures can be copied into a new version."""
-    record = manifest.get("copies") or {}
+def reusable(con: sqlite3.Connection, record: Mapping[str, Any]) -> bool:
+    """Whether a version's stored signatures (its manifest's `copies` record says how they
+    were made) can be copied into a new version."""
     if record.get("signature_format") != nd.SIGNATURE_FORMAT:
         return False
     q = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'signatures'"

@@ -61,14 +61,14 @@ def manifest_record(groups: list[CopyGroup]) -> dict[str, Any]:
     }
 
 
-def is_current(manifest: Mapping[str, Any]) -> bool:
-    """Whether the version's groups were made with this signature format and thresholds."""
-    record = manifest.get("copies") or {}
+def is_current(record: Mapping[str, Any]) -> bool:
+    """Whether a version's groups (its manifest's `copies` record) were made with this
+    signature format and thresholds."""
     made_with = (record.get("signature_format"), record.get("thresholds"))
     return made_with == (SIGNATURE_FORMAT, asdict(THRESHOLDS))
 
 
-def groups_from(manifest: Mapping[str, Any]) -> list[CopyGroup]:
-    """The groups a version recorded; none for a version built before copies were detected."""
-    record = manifest.get("copies") or {}
+def groups_from(record: Mapping[str, Any]) -> list[CopyGroup]:
+    """The groups a version recorded (its manifest's `copies` record); none for a version
+    built before copies were detected."""
     return [CopyGroup(m[0], tuple(m[1:])) for m in record.get("groups", []) if len(m) > 1]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Iterable
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from rag.events import DeltaEvent, DoneEvent, StreamEvent
 from rag.models import AlsoIn, Answer, Passage, Period
 
 _console = Console(highlight=False, soft_wrap=False)
@@ -64,17 +64,17 @@ def _timing_line(timings: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
 
 
-def print_answer_stream(events: Iterable[tuple[str, Any]], live: bool, show: bool = True) -> Answer:
+def print_answer_stream(events: Iterable[StreamEvent], live: bool, show: bool = True) -> Answer:
     """Consume an answer stream; print the answer (as it arrives when `live`) unless not `show`."""
     answer: Answer | None = None
     streamed = False
-    for kind, value in events:
-        if kind == "delta" and live and value:
-            sys.stdout.write(value)
+    for event in events:
+        if isinstance(event, DeltaEvent) and live and event.text:
+            sys.stdout.write(event.text)
             sys.stdout.flush()
             streamed = True
-        elif kind == "done":
-            answer = value
+        elif isinstance(event, DoneEvent):
+            answer = event.answer
     assert answer is not None
     if streamed:
         sys.stdout.write("\n")

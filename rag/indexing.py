@@ -125,7 +125,7 @@ def _write(
     milvus = milvus_target(settings)  # unreachable Milvus: fail before embedding
     out = _Outcome()
     if prev is not None:  # carry the warnings of files that are kept or skipped again
-        recorded = prev.manifest.get("warnings", {})
+        recorded = prev.manifest.warnings
         out.warnings = {
             f.doc_id: recorded[f.doc_id]
             for f, a in plan.entries
@@ -165,9 +165,9 @@ def _write(
 def _report(settings: Settings, plan: BuildPlan, out: _Outcome, version: str) -> BuildReport:
     """What a build that wrote `version` did, as `rag index` reports it."""
     prev = plan.previous
-    previously = set(prev.manifest.get("documents", {})) if prev else set()
-    counts = (live_manifest(settings) or {}).get("counts", {})
-    n_docs = int(counts.get("documents", 0))
+    previously = set(prev.manifest.documents) if prev else set()
+    live = live_manifest(settings)
+    n_docs = live.n_documents if live else 0
     return BuildReport(
         version=version,
         full_rebuild=plan.full,
@@ -177,7 +177,7 @@ def _report(settings: Settings, plan: BuildPlan, out: _Outcome, version: str) ->
         removed=sorted(set(plan.removed) | (set(out.failed) & previously)),
         unchanged=n_docs - len(out.added) - len(out.changed),
         documents=n_docs,
-        chunks=int(counts.get("chunks", 0)),
+        chunks=live.n_chunks if live else 0,
         chunks_embedded=out.chunks_embedded,
         documents_signed=out.copies[0],
         copy_groups=out.copies[1],
@@ -191,8 +191,9 @@ def _model_shape(plan: BuildPlan, embedder: Embedder | None) -> tuple[int, int]:
     if embedder is not None:
         return embedder.dim, embedder.max_length
     assert plan.previous is not None
-    model = plan.previous.manifest["model"]
-    return int(model["dim"]), int(model["max_seq_length"])
+    live = plan.previous.manifest
+    assert live.dim is not None and live.max_seq_length is not None
+    return int(live.dim), int(live.max_seq_length)
 
 
 def _ray_stream(
@@ -244,7 +245,7 @@ def _entries(
     (a rename or a duplicate) is copied from it instead of embedded again.
     """
     prev = plan.previous
-    previously = set(prev.manifest.get("documents", {})) if prev else set()
+    previously = set(prev.manifest.documents) if prev else set()
     embedded: set[str] = set()
     pending: tuple[Document, EmbeddedDoc] | None = next(fresh, None)
     for f, action in plan.entries:
@@ -272,7 +273,7 @@ def _find_copies(plan: BuildPlan) -> dict[str, tuple[str, bool, str]]:
     prev = plan.previous
     known: dict[str, tuple[str, bool]] = {}
     if prev is not None:
-        known = {sha: (i, True) for i, sha in prev.manifest.get("documents", {}).items()}
+        known = {sha: (i, True) for i, sha in prev.manifest.documents.items()}
     copies: dict[str, tuple[str, bool, str]] = {}
     for f in plan.todo:
         sha = file_sha256(f.path)

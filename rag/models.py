@@ -17,8 +17,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-Mode = Literal["dense", "bm25", "hybrid"]
-AnswererName = Literal["extractive", "llm"]
+from rag.choices import AnswererName, Mode
+
 # Where an article's date was found (see rag.article_dates); a file's mtime is never one.
 DateSource = Literal["front-matter", "html-meta", "dateline", "text"]
 DATE_DESCRIPTION = (
@@ -117,17 +117,34 @@ class SearchQuery(BaseModel):
         '("last week", "in February", "now") count from it.',
         examples=["2024-06-01"],
     )
+    # Set once the question is trimmed and within the limit (`Assistant.check`): nothing on
+    # the way checks it again, the answer processes included (`server.messages`).
+    _checked: bool = PrivateAttr(default=False)
+
+    @property
+    def checked(self) -> bool:
+        return self._checked
+
+    def mark_checked(self) -> Self:
+        """Record that the question was checked (`Assistant.check`, or the HTTP process for a
+        query it hands to an answer process); returns the query itself."""
+        self._checked = True
+        return self
 
     @classmethod
     def of(cls, query: SearchQuery | str, **options: Any) -> Self:
         """`query` as this type: a bare question string plus options, or a query (copied
-        with the given non-None options replacing its own)."""
+        with the given non-None options replacing its own; still checked if it was and the
+        question is the same)."""
         unknown = set(options) - set(cls.model_fields)
         if unknown:
             raise TypeError(f"unknown {cls.__name__} option(s): {', '.join(sorted(unknown))}")
         data = {"question": query} if isinstance(query, str) else query.model_dump()
         data.update(options)
-        return cls(**{k: v for k, v in data.items() if k in cls.model_fields and v is not None})
+        out = cls(**{k: v for k, v in data.items() if k in cls.model_fields and v is not None})
+        if not isinstance(query, str) and query.checked and "question" not in options:
+            out.mark_checked()
+        return out
 
 
 class Query(SearchQuery):

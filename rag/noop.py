@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rag import store
+from rag.choices import EMBED_BACKENDS
 from rag.copy_record import groups_from, is_current
 from rag.errors import IndexStoreError
 from rag.loading import list_files
-from rag.manifest import dense_kind, settings_fingerprint, store_record
+from rag.manifest import Manifest, dense_kind, read_manifest, settings_fingerprint, store_record
 
 if TYPE_CHECKING:
     from rag.loading import FileStat
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("rag.indexing")  # the log line a build writes, from the same place
 
-EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
 _READ_HERE = {"RAG_SEEDS_DIR": "seeds_dir", "RAG_INDEX_DIR": "index_dir"}
 
 
@@ -103,45 +103,44 @@ class Listing(NamedTuple):
     warnings: list[LoadWarning]
 
 
-def live_manifest(settings: BuildSettings) -> dict[str, Any] | None:
+def live_manifest(settings: BuildSettings) -> Manifest | None:
     try:
-        return store.read_manifest(store.version_path(settings.index_dir)[1])
+        return read_manifest(store.version_path(settings.index_dir)[1])
     except IndexStoreError:
         return None
 
 
 def up_to_date(
-    settings: BuildSettings, files: list[FileStat], manifest: dict[str, Any]
+    settings: BuildSettings, files: list[FileStat], manifest: Manifest
 ) -> UpToDate | None:
     """The stat fast path: a report when `manifest` records the same settings, index kind and
     (size, mtime_ns, inode) of every file; None when the files must be looked at."""
-    if manifest.get("files") != {f.doc_id: f.key for f in files}:
+    if manifest.files != {f.doc_id: f.key for f in files}:
         return None
     return unchanged(settings, manifest)
 
 
-def unchanged(settings: BuildSettings, manifest: dict[str, Any]) -> UpToDate | None:
+def unchanged(settings: BuildSettings, manifest: Manifest) -> UpToDate | None:
     """The report of a version that needs no new one with these settings (same fingerprint,
     index kind and store, copies current); None when it does."""
-    n_chunks = int(manifest.get("counts", {}).get("chunks", 0))
     if (
-        manifest.get("settings") != settings_fingerprint(settings)
-        or manifest.get("dense_index") != dense_kind(settings, n_chunks)
-        or manifest.get("store", {"kind": "faiss"}) != store_record(settings)
-        or not is_current(manifest)
+        manifest.fingerprint != settings_fingerprint(settings)
+        or manifest.dense_index != dense_kind(settings, manifest.n_chunks)
+        or manifest.store != store_record(settings)
+        or not is_current(manifest.copies)
     ):
         return None
     return UpToDate(
         version=store.current_version(settings.index_dir),
-        documents=len(manifest.get("documents", {})),
-        chunks=n_chunks,
-        copy_groups=len(groups_from(manifest)),
+        documents=len(manifest.documents),
+        chunks=manifest.n_chunks,
+        copy_groups=len(groups_from(manifest.copies)),
         warnings=_recorded_warnings(manifest),
     )
 
 
-def _recorded_warnings(manifest: dict[str, Any]) -> list[str]:
-    recorded = manifest.get("warnings", {})
+def _recorded_warnings(manifest: Manifest) -> list[str]:
+    recorded = manifest.warnings
     if not recorded:
         return []
     from rag.models import LoadWarning

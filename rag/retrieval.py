@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from rag.copies import NO_COPIES, Copies
 from rag.copy_record import groups_from
 from rag.engines import DenseIndex, LexicalIndex, RowFilter
 from rag.lexical import tokenize
+from rag.manifest import Manifest
 from rag.memory import SNAPSHOTS_BOUND, CacheStat, register
 from rag.models import Chunk, Document, Filters, Mode, Passage
 from rag.sentences import strip_span
@@ -80,8 +80,9 @@ class Snapshot:
     copies: Copies = NO_COPIES  # copy groups, alignments LRU-bounded (none: an older version)
 
     @property
-    def manifest(self) -> dict[str, Any]:
-        return self.data.manifest
+    def manifest(self) -> Manifest:
+        """What the version records about itself (a typed view of its manifest.json)."""
+        return Manifest.from_dict(self.data.manifest)
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -108,7 +109,7 @@ class Snapshot:
             doc_sentences=store.row_ranges(data.sentences.doc_ids),
             idf=idf,
             sentence_terms=_sentence_terms(docs, data.sentences),
-            copies=Copies.of(groups_from(data.manifest), docs),
+            copies=Copies.of(groups_from(Manifest.from_dict(data.manifest).copies), docs),
         )
         _LOADED[str(Path(index_dir).resolve()), next(_loads)] = snap
         return snap

@@ -1,7 +1,14 @@
 """Every setting in one typed place: environment variables prefixed `RAG_`, overridable by flags.
 
 Precedence: CLI flag (passed as keyword) > `RAG_*` environment variable > default below.
-docs/settings.md is generated from this class (docs/gen_settings.py, checked by a test).
+
+The settings are grouped by concern, one class each (`PathSettings`, `EmbeddingSettings`,
+`IndexingSettings`, `ScaleSettings`, `RetrievalSettings`, `AnswerSettings`, `ReaderSettings`,
+`TimeSettings`, `ServerSettings`, `LlmSettings`); `Settings` is all of them at once, flat: every
+field keeps its own `RAG_<FIELD>` variable and is read as `settings.<field>`. Code that reads
+one concern only can say so by taking that class as its parameter type. docs/settings.md is
+generated from these classes, one table per group (docs/gen_settings.py, checked by a test).
+The lists of accepted values are the `Literal` types of `rag.choices`.
 """
 
 from __future__ import annotations
@@ -11,25 +18,43 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.choices import (
+    AnswererName,
+    EmbedBackend,
+    IndexType,
+    Mode,
+    PreferNewest,
+    ReaderName,
+    StoreKind,
+)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_default=True)
+class PathSettings(BaseModel):
+    """Paths
 
-    # Where things are
+    Where the articles are read and the index is written.
+    """
+
     seeds_dir: Path = Field(Path("seeds"), description="Folder of articles (read recursively).")
     index_dir: Path = Field(Path("index"), description="Folder holding the generated index.")
 
-    # Embedding and chunking (a change of any of these forces a full rebuild)
+
+class EmbeddingSettings(BaseModel):
+    """Embedding and chunking
+
+    A change of any of these forces a full rebuild.
+    """
+
     model: str = Field(
         DEFAULT_MODEL,
         description="Embedding model: the bundled default, a local folder, or a hub name.",
     )
-    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+    embed_backend: EmbedBackend = Field(
         "onnx-int8",
         description="Embedding engine: PyTorch, ONNX Runtime, or ONNX Runtime with int8 weights.",
     )
@@ -47,7 +72,15 @@ class Settings(BaseSettings):
         1, ge=0, le=10, description="Whole sentences repeated between chunks."
     )
     batch_size: int = Field(32, ge=1, le=1024, description="Embedding batch size.")
-    index_type: Literal["auto", "flat", "hnsw", "ivf-sq8"] = Field(
+
+
+class IndexingSettings(BaseModel):
+    """Index builds
+
+    The dense index's kind, threads, the build lock and the old versions kept.
+    """
+
+    index_type: IndexType = Field(
         "auto",
         description="FAISS index: exact flat, HNSW, compressed IVF-SQ8, or auto (by chunk count).",
     )
@@ -67,8 +100,17 @@ class Settings(BaseSettings):
         2, ge=1, description="Index versions kept on disk (current included)."
     )
 
-    # Where the dense index lives, and distributed builds (docs/scale.md)
-    store: Literal["faiss", "milvus"] = Field(
+    def cpu_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+
+class ScaleSettings(BaseModel):
+    """Scale-out
+
+    Where the dense index lives, and distributed builds ([scale.md](scale.md)).
+    """
+
+    store: StoreKind = Field(
         "faiss", description="Dense index backend: in-process FAISS, or a Milvus collection."
     )
     milvus_uri: str | None = Field(
@@ -91,10 +133,11 @@ class Settings(BaseSettings):
     ray_gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per actor (0 = CPU).")
     ray_timeout: float = Field(600.0, gt=0, description="Seconds a Ray build may take.")
 
-    # Retrieval
-    mode: Literal["dense", "bm25", "hybrid"] = Field(
-        "hybrid", description="Default retrieval mode."
-    )
+
+class RetrievalSettings(BaseModel):
+    """Retrieval"""
+
+    mode: Mode = Field("hybrid", description="Default retrieval mode.")
     top_k: int = Field(5, ge=1, le=50, description="Passages returned by default.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     dense_weight: float = Field(
@@ -107,8 +150,11 @@ class Settings(BaseSettings):
         None, ge=0, le=1, description="MMR trade-off (1 = relevance only); unset = no MMR."
     )
 
-    # Answers
-    answerer: Literal["extractive", "llm"] = Field("extractive", description="Default answerer.")
+
+class AnswerSettings(BaseModel):
+    """Answers"""
+
+    answerer: AnswererName = Field("extractive", description="Default answerer.")
     answer_sentences: int = Field(
         3, ge=1, le=10, description="Max sentences in an extractive answer."
     )
@@ -116,7 +162,16 @@ class Settings(BaseSettings):
         0.4,
         description="Evidence score below which the assistant says the articles don't answer.",
     )
-    reader: Literal["model", "rules", "off"] = Field(
+    max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
+
+
+class ReaderSettings(BaseModel):
+    """The reader
+
+    Short answers and abstention ([reader.md](reader.md)).
+    """
+
+    reader: ReaderName = Field(
         "model",
         description="Short answers and abstention: `model`, the reader trained here "
         "(rag/reader/); `rules`, phrase-picking rules and the evidence threshold; `off`, "
@@ -133,23 +188,34 @@ class Settings(BaseSettings):
     reader_context: int = Field(
         0, ge=0, le=3, description="Sentences the reader also reads on each side of each one."
     )
-    max_question_chars: int = Field(2000, ge=1, description="Longest question accepted.")
 
-    # Time (docs/time.md)
+
+class TimeSettings(BaseModel):
+    """Time
+
+    The day questions are asked on, and when the newest articles answer ([time.md](time.md)).
+    """
+
     as_of: dt.date | None = Field(
         None,
         description="The day questions are asked on, YYYY-MM-DD, unless a request gives its "
         "own `as_of`: articles dated after it are not used and relative words count from it; "
         "unset = today.",
     )
-    prefer_newest: Literal["present", "explicit", "off"] = Field(
+    prefer_newest: PreferNewest = Field(
         "present",
         description="When an answer comes from the newest articles: `explicit`, for questions "
         "saying now, current, latest, still, … or asking about the future; `present`, also for "
         'present-tense questions naming no period ("Who is the Speaker?"); `off`, never.',
     )
 
-    # HTTP service
+
+class ServerSettings(BaseModel):
+    """HTTP service
+
+    `rag serve`: the API, the web page, the answer processes ([http-api.md](http-api.md)).
+    """
+
     host: str = Field("127.0.0.1", description="Address `rag serve` binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port `rag serve` binds.")
     admin_token: SecretStr | None = Field(
@@ -178,10 +244,10 @@ class Settings(BaseSettings):
     )
     answer_processes: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = Field(
         "auto",
-        description="`rag serve` answers extractive questions (`/v1/ask`, `/v1/search`, chat) "
-        "in this many processes, each with its own model, index and GIL, first come first "
-        "served; 0 = in the HTTP process. auto: one per core up to 4 with `onnx-int8` and an "
-        "index up to 250k chunks, else 0.",
+        description="`rag serve` answers extractive questions (`/v1/ask`, `/v1/search`, "
+        "`/v1/timeline`, chat, MCP) in this many processes, each with its own model, index and "
+        "GIL, first come first served; 0 = in the HTTP process. auto: one per core up to 4 "
+        "with `onnx-int8` and an index up to 250k chunks, else 0.",
     )
     access_log: bool = Field(
         False, description="`rag serve` logs one line per request (uvicorn's access log)."
@@ -191,7 +257,14 @@ class Settings(BaseSettings):
         None, description="Diagnostics: trace allocations; SIGUSR1 dumps a snapshot here."
     )
 
-    # Optional LLM backend (any OpenAI-compatible /v1/chat/completions server)
+
+class LlmSettings(BaseModel):
+    """LLM
+
+    An optional LLM backend: any OpenAI-compatible /v1/chat/completions server
+    ([llm.md](llm.md)).
+    """
+
     llm_base_url: str | None = Field(None, description="e.g. http://localhost:11434/v1")
     llm_model: str | None = Field(None, description="Model name sent to the LLM server.")
     llm_api_key: SecretStr | None = Field(None, description="Sent as a bearer token; never logged.")
@@ -207,14 +280,35 @@ class Settings(BaseSettings):
         "to claims ending in [n] markers (or the abstention sentence).",
     )
 
+
+class Settings(
+    PathSettings,
+    EmbeddingSettings,
+    IndexingSettings,
+    ScaleSettings,
+    RetrievalSettings,
+    AnswerSettings,
+    ReaderSettings,
+    TimeSettings,
+    ServerSettings,
+    LlmSettings,
+    BaseSettings,
+):
+    """Every group of settings at once, read from `RAG_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_default=True)
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given (non-None) values replaced, validated like the originals."""
         data = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
         return type(self).model_validate(data)
 
-    def cpu_threads(self) -> int:
-        return self.threads or os.cpu_count() or 1
+
+# The groups, in the order docs/settings.md shows them.
+SECTIONS: tuple[type[BaseModel], ...] = tuple(
+    base for base in Settings.__bases__ if base is not BaseSettings
+)
 
 
 def load_settings(**overrides: Any) -> Settings:

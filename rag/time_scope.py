@@ -26,10 +26,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rag.choices import PreferNewest
 from rag.date_table import DateTable, dates_of, iso_span
 from rag.time_events import event_day
 from rag.time_query import Period, TimeIntent, intersect, time_intent
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     from rag.retrieval import Snapshot
 
 __all__ = ["DateTable", "TimeScope", "dates_of", "iso_span", "period_passages", "time_scope"]
-
-Prefer = Literal["present", "explicit", "off"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +82,7 @@ class TimeScope:
 
 
 def time_scope(
-    snap: Snapshot, question: str, as_of: dt.date, prefer: Prefer = "present"
+    snap: Snapshot, question: str, as_of: dt.date, prefer: PreferNewest = "present"
 ) -> TimeScope:
     """The scope of `question` asked on `as_of` over `snap` (see the module's invariants)."""
     intent = time_intent(question, as_of, present=prefer == "present")

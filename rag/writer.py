@@ -46,6 +46,7 @@ import numpy as np
 from rag import copies, store
 from rag.errors import DiskFullError, IndexStoreError
 from rag.lexical import tokenize
+from rag.manifest import read_manifest
 from rag.models import Chunk, Document
 from rag.npy_stream import NpyAppender, NpyReader
 
@@ -63,7 +64,7 @@ class PreviousVersion:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.manifest = store.read_manifest(path)
+        self.manifest = read_manifest(path)
         try:
             self.con = sqlite3.connect(f"file:{path / 'tables.sqlite'}?mode=ro", uri=True)
             self.chunk_ranges = self._ranges("chunks")
@@ -73,7 +74,7 @@ class PreviousVersion:
             n_chunks = self.con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             n_sent = self.con.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
             self._document_query = store.select_documents(self.con, "WHERE id = ?")
-            self._signatures = copies.reusable(self.con, self.manifest)
+            self._signatures = copies.reusable(self.con, self.manifest.copies)
         except (OSError, ValueError, sqlite3.Error) as exc:
             raise IndexStoreError(
                 f"index at {path} is unreadable ({exc.__class__.__name__})"

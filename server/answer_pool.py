@@ -1,5 +1,5 @@
-"""Answer processes: extractive answers (`/v1/ask`, `/v1/chat/completions`) and searches
-computed in worker processes, first come, first served.
+"""Answer processes: extractive answers (`/v1/ask`, `/v1/chat/completions`, MCP), searches and
+timelines computed in worker processes, first come, first served.
 
 In one process the Python half of every question (retrieval, sentence scoring, the short answer:
 about 1 ms of the 4 a question costs) holds the GIL, so two cores never both run it; under load
@@ -24,16 +24,15 @@ Invariants:
   message (so the same HTTP status); any other failure is logged by the worker and raised here as
   `AnswerProcessError` (a 500 without internals).
 
-Messages on each worker's pipe: to the worker `kind (a|s) + version + "\\n" + JSON request`; back
-`0 + JSON result`, `1 + JSON {type, message, field}` (a RagError) or `2` (an internal failure);
-at start-up, `ready` or `failed:<reason>`.
+The messages on each worker's pipe are those of `server.messages` (typed, one encoding shared
+with the rebuild child): questions in, `Result` / `Failure` / `Crash` back, and `Ready` or
+`LoadFailed` at start-up. Which questions come here is decided by `server.answering`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import multiprocessing
 import os
@@ -44,15 +43,24 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from rag import errors
 from rag.errors import RagError
 from rag.settings import Settings
+from server.messages import (
+    AskMessage,
+    Crash,
+    Failure,
+    LoadFailed,
+    Question,
+    Ready,
+    Result,
+    SearchMessage,
+    TimelineMessage,
+    decode,
+    encode,
+)
 
 logger = logging.getLogger("server")
 
-ASK, SEARCH = b"a", b"s"  # ASK: {"query", "embed"}: `embed`, if set, is retrieved with instead
-OK, FAILED, INTERNAL = b"0", b"1", b"2"
-READY = b"ready"
 MAX_AUTO = 4  # answer processes that "auto" starts at most (each holds the model and the index)
 # Above this many chunks "auto" starts none: each process would hold its own copy of the index's
 # tables and BM25 (≈ 850 MiB private at 1M chunks, see docs/performance.md, a million chunks).
@@ -100,11 +108,12 @@ def pool_size(settings: Settings) -> int:
 def _live_chunks(settings: Settings) -> int:
     """Chunks in the live index version, from its manifest (0 when there is none yet)."""
     from rag import store
+    from rag.manifest import read_manifest
 
     if store.current_version(settings.index_dir) is None:
         return 0
     _, path = store.version_path(settings.index_dir)
-    return int(store.read_manifest(path).get("counts", {}).get("chunks", 0))
+    return read_manifest(path).n_chunks
 
 
 @dataclass(eq=False)
@@ -227,17 +236,17 @@ class AnswerPool:
 
     # ------------------------------------------------------------------ dispatch
 
-    async def call(self, kind: bytes, version: str, request: str) -> bytes | None:
-        """The JSON result of `kind` (ASK or SEARCH) for `request` (JSON) on index `version`,
-        from the first free worker; None when no worker could answer (answer in-process)."""
+    async def call(self, question: Question) -> bytes | None:
+        """The JSON result of `question` (its query already checked), from the first free
+        worker; None when no worker could answer (answer in-process)."""
         if not self.live:
             return None
         assert self._loop is not None
         reply: asyncio.Future[bytes | None] = self._loop.create_future()
-        self._pending.append((kind + version.encode() + b"\n" + request.encode(), reply))
+        self._pending.append((encode(question), reply))
         self._pump()
         data = await reply  # cancelled with the request: then skipped, or its answer dropped
-        return None if data is None else _result(data)
+        return None if data is None else result_of(data)
 
     def _pump(self) -> None:
         """Send waiting questions, oldest first, to the workers with room for one more."""
@@ -265,11 +274,12 @@ class AnswerPool:
             self._lost(worker)
             return
         if not worker.ready:  # the start-up handshake
-            if data == READY:
+            hello = decode(data)
+            if isinstance(hello, Ready):
                 worker.ready = True
                 self._settled.set()
             else:
-                logger.error("an answer process failed to load: %s", data.decode(errors="replace"))
+                logger.error("an answer process failed to load: %s", hello)
         elif worker.replies:
             reply = worker.replies.popleft()
             self.answered += 1
@@ -278,26 +288,14 @@ class AnswerPool:
         self._pump()
 
 
-def _result(data: bytes) -> bytes:
+def result_of(frame: bytes) -> bytes:
     """A worker's reply: the JSON result, or the error it stands for raised."""
-    status, body = data[:1], data[1:]
-    if status == OK:
-        return body
-    if status == FAILED:
-        raise _rag_error(json.loads(body))
+    reply = decode(frame)
+    if isinstance(reply, Result):
+        return reply.body
+    if isinstance(reply, Failure):
+        raise reply.error()
     raise AnswerProcessError("an answer process failed (see its log)")
-
-
-def _rag_error(info: dict[str, Any]) -> RagError:
-    cls = getattr(errors, str(info.get("type")), RagError)
-    if not (isinstance(cls, type) and issubclass(cls, RagError)):
-        cls = RagError
-    try:
-        if info.get("field") is not None:
-            return cls(info["message"], field=info["field"])  # type: ignore[call-arg]
-        return cls(info["message"])
-    except TypeError:  # a constructor with other arguments: keep the message
-        return RagError(info["message"])
 
 
 # ---------------------------------------------------------------------------- the worker
@@ -321,11 +319,11 @@ def _serve(settings: Settings, conn: Connection) -> None:
     except Exception as exc:
         logging.getLogger(__name__).exception("could not load the model and index")
         reason = str(exc) if isinstance(exc, RagError) else type(exc).__name__
-        conn.send_bytes(b"failed: " + reason.encode())
+        conn.send_bytes(encode(LoadFailed(reason)))
         return
     freeze_heap()
     frozen = assistant.snapshot.version
-    conn.send_bytes(READY)
+    conn.send_bytes(encode(Ready()))
     next_trim = time.monotonic() + TRIM_SECONDS
     while True:
         try:
@@ -344,26 +342,25 @@ def _serve(settings: Settings, conn: Connection) -> None:
             trim_native_heap()
 
 
-def _answer(assistant: Any, message: bytes) -> bytes:
+def _answer(assistant: Any, frame: bytes) -> bytes:
     """One question: switch to the version it expects if needed, answer, encode the reply."""
-    from rag.models import Query, SearchQuery
-
-    head, _, body = message.partition(b"\n")
-    kind, version = head[:1], head[1:].decode()
     try:
-        if version != assistant.snapshot.version:
+        question = decode(frame)
+        if not isinstance(question, Question):
+            raise TypeError(f"not a question: {question!r}")
+        if question.version != assistant.snapshot.version:
             assistant.refresh()
-        if kind == ASK:  # with `embed` (a chat follow-up), retrieved with the turns around it
-            data = json.loads(body)
-            vector = None if data["embed"] is None else assistant.embed([data["embed"]])[0]
-            result = assistant.ask(Query.model_validate(data["query"]), query_vector=vector)
-        else:
-            result = assistant.search(SearchQuery.model_validate_json(body))
-        return OK + result.model_dump_json().encode()
+        match question:
+            case AskMessage(_, query, embed):  # `embed`: a chat follow-up's turns, retrieved with
+                vector = None if embed is None else assistant.embed([embed])[0]
+                result = assistant.ask(query, query_vector=vector)
+            case SearchMessage(_, query):
+                result = assistant.search(query)
+            case TimelineMessage(_, query):
+                result = assistant.timeline(query)
+        return encode(Result(result.model_dump_json().encode()))
     except RagError as exc:
-        bad_field = getattr(exc, "field", None)
-        info = {"type": type(exc).__name__, "message": str(exc), "field": bad_field}
-        return FAILED + json.dumps(info).encode()
+        return encode(Failure.of(exc))
     except Exception:
         logging.getLogger(__name__).exception("answering failed")
-        return INTERNAL
+        return encode(Crash())

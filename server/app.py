@@ -1,7 +1,8 @@
 """The HTTP API: `create_app(settings)` for tests and embedding, `serve(settings)` for `rag serve`.
 
 This module only assembles the service: the shared state lives in `server.runtime` (loading,
-index refresh, thread pools), the native error shapes in `server.errors`, the routes in
+index refresh, thread pools), how questions are answered in `server.answering` (one serving
+path for every front door), the native error shapes in `server.errors`, the routes in
 `server.routes` (one router per area, OpenAI-compatible ones included), and the MCP tools,
 mounted at `/mcp` with their session manager run inside the app's lifespan, in `server.mcp`.
 Middleware order: request context (ids, size limit, metrics, 500s) is outermost so it covers
@@ -28,6 +29,7 @@ from rag.errors import IndexStoreError, RagError
 from rag.memory import limit_arenas
 from rag.settings import Settings
 from server import web
+from server.answering import Answering
 from server.errors import install_error_handlers
 from server.mcp import mount_http
 from server.middleware import RequestContextMiddleware
@@ -49,7 +51,8 @@ def create_app(
     others takes no connection before it can answer.
     """
     runtime = Runtime(settings, assistant)
-    mcp_routes, mcp_lifespan = mount_http(runtime)
+    answering = Answering(runtime)
+    mcp_routes, mcp_lifespan = mount_http(answering)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +79,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
+    app.state.answering = answering
     for module in (questions, timeline, documents, index, ops, openai, web):
         app.include_router(module.router)
     app.router.routes.extend(mcp_routes)  # POST/GET/DELETE /mcp (streamable HTTP)

@@ -9,8 +9,10 @@ and arguments are validated by those models, so a bad argument is a tool error n
 Every result is structured content (the same models the HTTP API returns) plus a readable text.
 
 Two transports share the tools: stdio (`rag mcp`, `run_stdio`), where the index is opened in
-this process, and streamable HTTP mounted at `/mcp` in `rag serve` (`mount_http`), where the
-tools use the server's runtime (batched embedding, the CPU pool, hot-swapped index versions).
+this process, and streamable HTTP mounted at `/mcp` in `rag serve` (`mount_http`). Either way
+the questions go down the one serving path, `server.answering`: in `rag serve`, the server's
+(answer processes, the batcher, the CPU pool, hot-swapped index versions); in `rag mcp`, a
+runtime of its own over the index it opened (no answer processes).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
@@ -35,16 +36,15 @@ from rag.errors import RagError
 from rag.models import Answer, Document, Filters, SearchResult
 from rag.settings import Settings
 from rag.timeline import Timeline, timeline_text
+from server.answering import Answering
 from server.errors import ApiError
+from server.runtime import Runtime, open_assistant
 from server.schemas import AskRequest, DocumentInfo, DocumentPage, SearchRequest
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from rag.assistant import Assistant
-    from server.runtime import Runtime
 
-T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 INSTRUCTIONS = (
@@ -56,50 +56,37 @@ INSTRUCTIONS = (
 )
 
 
-class Backend:
-    """Where the tools get the assistant and run blocking work (a subclass per transport)."""
-
-    async def assistant(self) -> Assistant:
-        raise NotImplementedError
-
-    async def run(self, fn: Callable[..., T], *args: Any, blocking_io: bool = False) -> T:
-        raise NotImplementedError
+Backend = Callable[[], Awaitable[Answering]]  # where the tools' questions go (per transport)
 
 
-class RuntimeBackend(Backend):
-    """Inside `rag serve`: the HTTP runtime's assistant, pool and batcher."""
+def at_once(answering: Answering) -> Backend:
+    """Inside `rag serve` (and tests): the server's own serving path, there from the start."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    async def backend() -> Answering:
+        return answering
 
-    async def assistant(self) -> Assistant:
-        return self.runtime.ready()
-
-    async def run(self, fn: Callable[..., T], *args: Any, blocking_io: bool = False) -> T:
-        return await self.runtime.compute(fn, *args, blocking_io=blocking_io)
+    return backend
 
 
-class LocalBackend(Backend):
-    """`rag mcp`: the model and index load on a thread at startup; tools wait for them."""
+class LocalBackend:
+    """`rag mcp`: the model and index load on a thread at startup (the client's handshake
+    does not wait for them); every tool waits for them, then answers through a runtime of
+    this process."""
 
     def __init__(self, settings: Settings) -> None:
-        from server.runtime import open_assistant
-
-        self._loaded: concurrent.futures.Future[Assistant] = concurrent.futures.Future()
+        self._loaded: concurrent.futures.Future[Answering] = concurrent.futures.Future()
 
         def load() -> None:
             try:
-                self._loaded.set_result(open_assistant(settings))
+                runtime = Runtime(settings, open_assistant(settings))
+                self._loaded.set_result(Answering(runtime))
             except BaseException as exc:  # surfaced by every tool call
                 self._loaded.set_exception(exc)
 
         threading.Thread(target=load, name="rag-mcp-load", daemon=True).start()
 
-    async def assistant(self) -> Assistant:
+    async def __call__(self) -> Answering:
         return await asyncio.wrap_future(self._loaded)
-
-    async def run(self, fn: Callable[..., T], *args: Any, blocking_io: bool = False) -> T:
-        return await anyio.to_thread.run_sync(fn, *args)
 
 
 # --------------------------------------------------------------------------- results
@@ -252,20 +239,16 @@ def _list_filter(
     return [d for d in docs if keep(d)]
 
 
-def build_mcp(backend: Backend, settings: Settings) -> MCPServer:
+def build_mcp(backend: Backend) -> MCPServer:
     """The MCP server with the five tools over `backend`."""
     mcp = MCPServer("rag-articles", instructions=INSTRUCTIONS, log_level="WARNING")
 
     async def search_impl(req: SearchRequest) -> CallToolResult:
-        assistant = await backend.assistant()
-        result = await backend.run(lambda: assistant.search(req))
+        result = (await (await backend()).search(req)).model()
         return _result(result, _search_text(result))
 
     async def ask_impl(req: AskRequest) -> CallToolResult:
-        assistant = await backend.assistant()
-        query = req.query()
-        uses_llm = (query.answerer or settings.answerer) == "llm"
-        answer = await backend.run(lambda: assistant.ask(query), blocking_io=uses_llm)
+        answer = (await (await backend()).ask(req.query())).model()
         return _result(answer, _answer_text(answer))
 
     mcp.add_tool(
@@ -293,8 +276,7 @@ def build_mcp(backend: Backend, settings: Settings) -> MCPServer:
 
 def _timeline_impl(backend: Backend) -> Callable[[SearchRequest], Awaitable[CallToolResult]]:
     async def timeline_impl(req: SearchRequest) -> CallToolResult:
-        assistant = await backend.assistant()
-        found = await backend.run(lambda: assistant.timeline(req))
+        found = (await (await backend()).timeline(req)).model()
         return _result(found, timeline_text(found))
 
     return timeline_impl
@@ -309,7 +291,7 @@ def _document_tool(backend: Backend) -> Callable[..., Awaitable[CallToolResult]]
         """A document's metadata and text, or only the span [start, end) of it (e.g. a
         citation's). Offsets are characters of the text every citation refers to."""
         try:
-            doc = (await backend.assistant()).document(doc_id)
+            doc = (await backend()).rt.ready().document(doc_id)
         except (RagError, ApiError) as exc:
             raise _tool_error(exc) from None
         if doc is None:
@@ -340,7 +322,7 @@ def _list_tool(backend: Backend) -> Callable[..., Awaitable[CallToolResult]]:
     ) -> Annotated[CallToolResult, DocumentPage]:
         """The indexed documents (id, title, source, date, length), filtered and paged."""
         try:
-            docs = (await backend.assistant()).documents()
+            docs = (await backend()).rt.ready().documents()
         except (RagError, ApiError) as exc:
             raise _tool_error(exc) from None
         docs = _list_filter(docs, source, date_from, date_to, title_contains)
@@ -361,17 +343,18 @@ _TITLE = "Title contains (any case)."
 
 def run_stdio(settings: Settings) -> None:
     """`rag mcp`: serve the tools over stdin/stdout until the client closes them."""
-    build_mcp(LocalBackend(settings), settings).run("stdio")
+    build_mcp(LocalBackend(settings)).run("stdio")
 
 
 McpLifespan = Callable[[], contextlib.AbstractAsyncContextManager[None]]
 
 
-def mount_http(runtime: Runtime) -> tuple[list[BaseRoute], McpLifespan]:
+def mount_http(answering: Answering) -> tuple[list[BaseRoute], McpLifespan]:
     """The `/mcp` streamable-HTTP route for `rag serve`, and the context manager that runs its
     session manager (entered inside the app's lifespan: it can run once per app)."""
-    mcp = build_mcp(RuntimeBackend(runtime), runtime.settings)
-    app = mcp.streamable_http_app(streamable_http_path="/mcp", host=runtime.settings.host)
+    settings = answering.rt.settings
+    mcp = build_mcp(at_once(answering))
+    app = mcp.streamable_http_app(streamable_http_path="/mcp", host=settings.host)
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

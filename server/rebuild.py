@@ -22,21 +22,21 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from rag import store
 from rag.assistant import Assistant
 from rag.errors import RagError
 from rag.models import BuildReport
 from rag.settings import Settings
-from server.schemas import RebuildRun
+from server.messages import Built, Failure, decode, encode
+from server.schemas import RebuildRun, RebuildStart, Trigger
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
 
 logger = logging.getLogger(__name__)
-
-Trigger = Literal["api", "watch"]
 
 
 class Rebuilder:
@@ -55,7 +55,7 @@ class Rebuilder:
         self._last: RebuildRun | None = None
         self.completed = 0
 
-    def request(self, trigger: Trigger) -> Literal["started", "queued"]:
+    def request(self, trigger: Trigger) -> RebuildStart:
         """Start a rebuild now, or queue one to follow the rebuild in progress."""
         with self._lock:
             if self._running:
@@ -165,14 +165,15 @@ def open_assistant(settings: Settings) -> Assistant:
 
 
 def build_in_child(settings: Settings) -> BuildReport:
-    """`build_index(settings)` in a spawned process; its report, or a RagError saying why not."""
+    """`build_index(settings)` in a spawned process; its report, or a RagError saying why not.
+    The child answers with one message of `server.messages`: `Built` or `Failure`."""
     ctx = multiprocessing.get_context("spawn")  # no fork: the server's threads and locks stay
     receive, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child_build, args=(settings, send), name="rag-rebuild")
     proc.start()
     send.close()
     try:
-        kind, value = receive.recv()
+        reply = decode(receive.recv_bytes())
     except EOFError:  # the child died without answering
         proc.join()
         raise RagError(
@@ -182,21 +183,24 @@ def build_in_child(settings: Settings) -> BuildReport:
     finally:
         receive.close()
     proc.join()
-    if kind == "error":
-        raise RagError(value)
-    return value
+    if isinstance(reply, Built):
+        return reply.report
+    if isinstance(reply, Failure):
+        raise reply.error()
+    raise RagError(f"the build process answered {type(reply).__name__}, not a report")
 
 
-def _child_build(settings: Settings, send: object) -> None:
+def _child_build(settings: Settings, send: Connection) -> None:
     from rag.indexing import build_index
 
     logging.basicConfig(level=logging.WARNING, format="rag-rebuild: %(levelname)s %(message)s")
+    reply: Built | Failure
     try:
-        result: tuple[str, object] = ("ok", build_index(settings, progress=False))
+        reply = Built(build_index(settings, progress=False))
     except RagError as exc:
-        result = ("error", str(exc))
+        reply = Failure.of(exc)
     except Exception as exc:
         logging.getLogger(__name__).exception("rebuild failed")
-        result = ("error", f"unexpected {type(exc).__name__}")
-    send.send(result)  # type: ignore[attr-defined]
-    send.close()  # type: ignore[attr-defined]
+        reply = Failure("RagError", f"unexpected {type(exc).__name__}")
+    send.send_bytes(encode(reply))
+    send.close()

@@ -5,22 +5,20 @@ at once and `/ready` says 503 until questions can be answered (`Runtime.ready()`
 for every other route). Model calls never run on the event loop: retrieval and answering run in
 a small CPU pool (`Runtime.compute`), and so does the embedding of a question when the engine
 embeds one text per call (`onnx-int8`, the default); other engines embed concurrent questions
-together (`server.batching`). With answer processes (`server.answer_pool`, the default on a
-multi-core machine), extractive questions and searches go to them instead (`answer_json`,
-`search_json`), and to the CPU pool only when none is up. A background task swaps in newer
-index versions (built by this server, by `--watch`, or by `rag index` in another process); each
-request keeps the snapshot it started with.
+together (`server.batching`, `Runtime.embed`). The answer processes (`server.answer_pool`, the
+default on a multi-core machine) are started and stopped here. Which of these answers a
+question is decided in one place, `server.answering`, for every front door. A background task
+swaps in newer index versions (built by this server, by `--watch`, or by `rag index` in another
+process); each request keeps the snapshot it started with.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, TypeVar
 
@@ -31,9 +29,8 @@ from starlette.concurrency import run_in_threadpool
 
 from rag.assistant import Assistant
 from rag.memory import CacheStat, cache_stats, freeze_heap, thaw_heap, trim_native_heap
-from rag.models import Query, SearchQuery
 from rag.settings import Settings
-from server.answer_pool import ASK, SEARCH, AnswerPool, pool_size
+from server.answer_pool import AnswerPool, pool_size
 from server.batching import EmbeddingBatcher
 from server.errors import ApiError, public_reason
 from server.metrics import Metrics
@@ -122,12 +119,6 @@ class Runtime:
         """
         return self.assistant is not None and not self.assistant.embedder.per_text
 
-    @property
-    def answers_in_one_trip(self) -> bool:
-        """Whether an extractive, non-streamed answer is computed in one trip (`answer_json`:
-        to an answer process, or to the CPU pool when questions are not batched)."""
-        return self.pool is not None or not self.batches_questions
-
     async def embed(self, question: str) -> Any:
         """The question's vector, batched with concurrent questions where that helps
         (`batches_questions`); and the milliseconds taken (queueing included) as
@@ -185,32 +176,6 @@ class Runtime:
             pool.close()
             await anyio.to_thread.run_sync(pool.join)
 
-    async def answer_json(self, query: Query, embed: str | None = None) -> bytes:
-        """An extractive answer to `query` as JSON (the `Answer` model's): from an answer
-        process when there are any, else computed here in one trip to the CPU pool. With
-        `embed`, retrieval uses that text's vector instead of the question's (chat follow-ups)."""
-        assistant = self.ready()
-        version = assistant.snapshot.version
-        if self.pool is not None:
-            request = json.dumps({"query": query.model_dump(mode="json"), "embed": embed})
-            data = await self.pool.call(ASK, version, request)
-            if data is not None:
-                return data
-
-        def ask() -> bytes:
-            vector = None if embed is None else assistant.embed([embed])[0]
-            return assistant.ask(query, query_vector=vector).model_dump_json().encode()
-
-        return await self.compute(ask)
-
-    async def search_json(self, query: SearchQuery) -> bytes | None:
-        """Like `answer_json` for a search; None when there are no answer processes (the route
-        then embeds through the batcher and searches here)."""
-        assistant = self.ready()
-        if self.pool is None:
-            return None
-        return await self.pool.call(SEARCH, assistant.snapshot.version, query.model_dump_json())
-
     async def run(self) -> None:
         """Load (if needed), then keep the index fresh until cancelled at shutdown."""
         if not await self.load():
@@ -259,15 +224,6 @@ class Runtime:
             )
         finally:
             self.watching = False
-
-
-def close_events(events: Iterator[Any]) -> None:
-    """End an answer stream now, also when the client hung up: its frame (which holds the
-    index snapshot) is released at once rather than whenever the cyclic garbage collector
-    gets to the cancelled response. One still running on the pool ends by itself."""
-    if isinstance(events, Generator):
-        with contextlib.suppress(ValueError):  # "generator already executing"
-            events.close()
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from rag.events import DeltaEvent, DoneEvent, PassagesEvent
 from rag.models import (
     DATE_DESCRIPTION,
     DATE_SOURCE_DESCRIPTION,
@@ -184,8 +185,12 @@ class Readiness(BaseModel):
     )
 
 
+Trigger = Literal["api", "watch"]  # what started a rebuild
+RebuildStart = Literal["started", "queued"]
+
+
 class RebuildAccepted(BaseModel):
-    status: Literal["started", "queued"] = Field(
+    status: RebuildStart = Field(
         description="started: a rebuild began now; queued: one is running, another will follow "
         "it so that changes made meanwhile are picked up."
     )
@@ -193,7 +198,7 @@ class RebuildAccepted(BaseModel):
 
 
 class RebuildRun(BaseModel):
-    trigger: Literal["api", "watch"]
+    trigger: Trigger
     started_at: float = Field(description="Unix time.")
     finished_at: float | None = Field(None, description="Unix time; unset while running.")
     ok: bool | None = Field(None, description="Unset while running.")
@@ -239,7 +244,7 @@ def _ref(name: str) -> dict[str, str]:
 SSE_EVENT_SCHEMA: dict[str, Any] = {
     "oneOf": [
         _sse_event(
-            "passages",
+            PassagesEvent.kind,
             {
                 "type": "object",
                 "required": ["passages"],
@@ -248,11 +253,13 @@ SSE_EVENT_SCHEMA: dict[str, Any] = {
             "First: the retrieved passages.",
         ),
         _sse_event(
-            "delta",
+            DeltaEvent.kind,
             {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
             "Answer text as it is produced; the deltas concatenate to Answer.answer.",
         ),
-        _sse_event("done", _ref("Answer"), "Last: the full answer with citations and timings."),
+        _sse_event(
+            DoneEvent.kind, _ref("Answer"), "Last: the full answer with citations and timings."
+        ),
         _sse_event("error", _ref("ErrorBody"), "Instead of what remains, if answering failed."),
     ]
 }

@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from rag.choices import ANSWERERS, MODES, AnswererName, Mode
 from rag.models import Document
 from rag.settings import Settings
 from server.middleware import is_loopback
@@ -40,31 +41,33 @@ SECURITY_HEADERS = {
 }
 
 router = APIRouter()
+RebuildAccess = Literal["allowed", "token", "forbidden"]
 
 
 class WebConfig(BaseModel):
     """What the page may offer this client."""
 
-    answerers: list[Literal["extractive", "llm"]] = Field(
+    answerers: list[AnswererName] = Field(
         description="Answerers this server can use (llm only when RAG_LLM_BASE_URL is set)."
     )
-    default_answerer: Literal["extractive", "llm"]
-    modes: list[Literal["hybrid", "dense", "bm25"]]
-    default_mode: Literal["hybrid", "dense", "bm25"]
+    default_answerer: AnswererName
+    modes: list[Mode]
+    default_mode: Mode
     default_top_k: int
     max_top_k: int = 50
     max_question_chars: int
-    rebuild: Literal["allowed", "token", "forbidden"] = Field(
+    rebuild: RebuildAccess = Field(
         description="allowed: this client may POST /v1/index/rebuild as it is (loopback, no "
         "admin token set); token: it needs the admin token; forbidden: it may not."
     )
 
 
-def answerers(settings: Settings) -> list[Literal["extractive", "llm"]]:
-    return ["extractive", "llm"] if settings.llm_base_url else ["extractive"]
+def answerers(settings: Settings) -> list[AnswererName]:
+    """The answerers this server can use: the LLM only when one is configured."""
+    return [a for a in ANSWERERS if a != "llm" or settings.llm_base_url]
 
 
-def rebuild_access(settings: Settings, host: str) -> Literal["allowed", "token", "forbidden"]:
+def rebuild_access(settings: Settings, host: str) -> RebuildAccess:
     """Mirrors the rebuild route's rule: the admin token when one is set, else loopback only."""
     if settings.admin_token and settings.admin_token.get_secret_value():
         return "token"
@@ -84,7 +87,7 @@ async def config(request: Request) -> WebConfig:
     return WebConfig(
         answerers=offered,
         default_answerer=default,
-        modes=["hybrid", "dense", "bm25"],
+        modes=list(MODES),
         default_mode=settings.mode,
         default_top_k=settings.top_k,
         max_question_chars=settings.max_question_chars,

@@ -25,18 +25,29 @@ from rag.assistant import Assistant
 from rag.embedding import Embedder
 from rag.errors import QuestionError, RagError
 from rag.indexing import build_index
+from rag.models import BuildReport, Query, SearchQuery
 from rag.settings import Settings
 from server.answer_pool import (
     AUTO_MAX_CHUNKS,
-    FAILED,
-    INTERNAL,
-    OK,
     AnswerPool,
     AnswerProcessError,
-    _result,
     pool_size,
+    result_of,
 )
 from server.app import create_app
+from server.messages import (
+    AskMessage,
+    Built,
+    Crash,
+    Failure,
+    LoadFailed,
+    Ready,
+    Result,
+    SearchMessage,
+    TimelineMessage,
+    decode,
+    encode,
+)
 from server.testing import live_server
 from tests.test_hot_swap import ADDED, NEW_ID, NEW_QUESTION, SEED_QUESTIONS
 
@@ -80,7 +91,10 @@ def test_answer_processes_answer_as_the_server_itself(
             found = client.post("/v1/search", json={"question": q, "top_k": 3, "mode": "bm25"})
             want = assistant.search(q, top_k=3, mode="bm25").model_dump(mode="json")
             assert _without_timings(found.json()) == _without_timings(want), q
-        assert pool.answered == 2 * len(QUESTIONS)  # none fell back to the HTTP process
+            events = client.get("/v1/timeline", params={"q": q, "top_k": 5})
+            want = assistant.timeline(q, top_k=5).model_dump(mode="json")
+            assert _without_timings(events.json()) == _without_timings(want), q
+        assert pool.answered == 3 * len(QUESTIONS)  # none fell back to the HTTP process
         # a user mistake is still the same 422, whoever would have answered
         long = client.post("/v1/ask", json={"question": "x" * 5000})
         assert long.status_code == 422 and long.json()["error"]["fields"][0]["field"] == "question"
@@ -112,6 +126,33 @@ def test_chat_completions_are_answered_by_answer_processes(
         assert pool.answered == len(bodies)
     assert got == want
     assert not got[1][2] and got[1][1]  # the follow-up was retrieved with its context
+
+
+def test_mcp_tools_are_answered_by_answer_processes(
+    seeds_settings: Settings, assistant: Assistant
+) -> None:
+    """The MCP tools at `/mcp` take the same path as the HTTP routes (`server.answering`):
+    their questions are answered by the answer processes, with the same results."""
+    from mcp import Client
+
+    question = SEED_QUESTIONS[0]
+
+    async def call(base: str) -> list[dict[str, Any]]:
+        async with Client(f"{base}/mcp", read_timeout_seconds=120) as client:
+            results = [
+                await client.call_tool("ask", {"question": question}),
+                await client.call_tool("search_articles", {"question": question, "top_k": 3}),
+                await client.call_tool("timeline", {"question": question, "top_k": 5}),
+            ]
+        assert not any(r.is_error for r in results), results
+        return [_without_timings(r.structured_content or {}) for r in results]
+
+    with pooled_server(seeds_settings) as (base, pool):
+        got = anyio.run(call, base)
+        assert pool.answered == 3
+    with live_server(create_app(seeds_settings, assistant)) as base:
+        want = anyio.run(call, base)
+    assert got == want
 
 
 def test_a_killed_answer_process_costs_no_request(seeds_settings: Settings) -> None:
@@ -181,14 +222,36 @@ def test_answer_processes_follow_a_rebuild(fresh_corpus: Settings, embedder: Emb
 
 def test_worker_errors_keep_their_kind() -> None:
     """A worker's reply decodes to its result or to the error it stands for."""
-    assert _result(OK + b'{"a": 1}') == b'{"a": 1}'
+    assert result_of(encode(Result(b'{"a": 1}'))) == b'{"a": 1}'
     with pytest.raises(QuestionError) as exc:
-        _result(FAILED + b'{"type": "QuestionError", "message": "too long", "field": "question"}')
+        result_of(encode(Failure.of(QuestionError("too long", field="question"))))
     assert str(exc.value) == "too long" and exc.value.field == "question"
     with pytest.raises(RagError, match="odd"):  # an unknown or non-RagError name: a RagError
-        _result(FAILED + b'{"type": "SystemExit", "message": "odd", "field": null}')
+        result_of(encode(Failure("SystemExit", "odd")))
     with pytest.raises(AnswerProcessError):
-        _result(INTERNAL)
+        result_of(encode(Crash()))
+
+
+def test_messages_survive_the_pipe_encoding() -> None:
+    """Every message decodes to what was encoded; a question arrives checked (the server
+    checked it), so the answer process does not check it again."""
+    query = Query(question="Who chairs", top_k=3, answerer="extractive").mark_checked()
+    search = SearchQuery(question="Gafarova", mode="bm25").mark_checked()
+    report = BuildReport(version="v1", full_rebuild=True, reason="rebuild requested", chunks=3)
+    messages = [
+        AskMessage("v1", query, "the turn before it"),
+        SearchMessage("v2", search),
+        TimelineMessage("v3", search),
+        Ready(),
+        LoadFailed("no index"),
+        Result(b'{"answer": "x"}'),
+        Failure("QuestionError", "too long", "q"),
+        Crash(),
+        Built(report),
+    ]
+    for message in messages:
+        again = decode(encode(message))
+        assert again == message, message  # a query's `checked` included
 
 
 def test_auto_starts_answer_processes_only_where_they_help(tmp_path: Any) -> None:

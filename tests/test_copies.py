@@ -100,7 +100,7 @@ def test_build_records_groups_and_signatures(copies_assistant: Assistant) -> Non
     assert snap.copies.groups == [nd.CopyGroup(KUNA, (TREND,)), nd.CopyGroup(TASNIM, (HERALD,))]
     assert snap.copies_of(TREND) == (KUNA,) and snap.copies_of(KUNA) == (TREND,)
     assert snap.canonical_of(HERALD) == TASNIM and snap.copies_of(NAM) == ()
-    assert snap.manifest["copies"]["signature_format"] == nd.SIGNATURE_FORMAT
+    assert snap.manifest.copies["signature_format"] == nd.SIGNATURE_FORMAT
     stored = _signatures(copies_assistant.settings)
     assert stored == {d.id: nd.sign(d.text).to_bytes() for d in snap.data.documents}
 
@@ -158,7 +158,7 @@ def test_an_index_without_copy_records_loads_and_is_brought_up_to_date(
         manifest["copies"]["signature_format"] = "minhash-older"
     (path / "manifest.json").write_text(json.dumps(manifest))
     snap = Snapshot.load(s.index_dir)  # loads; its groups are whatever it recorded
-    assert snap.copies.groups == (groups_from(manifest) if how != "no record" else [])
+    assert snap.copies.groups == (groups_from(manifest["copies"]) if how != "no record" else [])
     passages = Assistant(s, snap, embedder).search("Who chairs the Arab Parliament?").passages
     assert passages and (how != "no record" or not any(p.also_in for p in passages))
     report = build_index(s, embedder=embedder, progress=False)

@@ -30,7 +30,7 @@ def test_ivf_index_ranks_like_flat_and_is_memory_mapped(
     report = build_index(s, embedder=embedder, progress=False)
     assert report.chunks_embedded == 0  # a new index kind re-indexes the stored vectors
     ivf = Snapshot.load(s.index_dir)
-    assert ivf.manifest["dense_index"] == "ivf-sq8" and ivf.dense.kind == "ivf-sq8"
+    assert ivf.manifest.dense_index == "ivf-sq8" and ivf.dense.kind == "ivf-sq8"
     index = ivf.dense.index  # type: ignore[attr-defined]
     assert type(index).__name__ == "IndexIVFScalarQuantizer"
     assert "OnDisk" in type(__import__("faiss").downcast_InvertedLists(index.invlists)).__name__

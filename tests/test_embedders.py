@@ -70,7 +70,7 @@ def test_backend_change_forces_full_rebuild_and_queries_use_the_index_backend(
     # asked with another backend setting, the assistant embeds questions like the index
     other = Assistant.open(settings=int8.with_overrides(embed_backend="torch"))
     assert other.embedder.backend == "onnx-int8"
-    assert other.snapshot.manifest["settings"]["embed_backend"] == "onnx-int8"
+    assert other.snapshot.manifest.embed_backend == "onnx-int8"
     found = other.search("Who chairs the Arab Parliament?")
     assert found.passages
 

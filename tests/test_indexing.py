@@ -121,7 +121,7 @@ def test_hnsw_index_selectable(fresh_corpus: Settings, embedder: Embedder) -> No
     s = fresh_corpus.with_overrides(index_type="hnsw")
     build_index(s, embedder=embedder, progress=False)
     snap = Snapshot.load(s.index_dir)
-    assert snap.manifest["dense_index"] == "hnsw"
+    assert snap.manifest.dense_index == "hnsw"
     assert snap.dense.kind == "hnsw"
     assert type(snap.dense.index).__name__ == "IndexHNSWFlat"  # type: ignore[attr-defined]
     qvec = embedder.encode_queries(["Iranian foreign minister"])[0]
@@ -129,7 +129,7 @@ def test_hnsw_index_selectable(fresh_corpus: Settings, embedder: Embedder) -> No
     # switching back to flat rewrites the index without re-embedding
     report = build_index(fresh_corpus, embedder=embedder, progress=False)
     assert report.chunks_embedded == 0 and report.reason == "incremental"
-    assert Snapshot.load(s.index_dir).manifest["dense_index"] == "flat"
+    assert Snapshot.load(s.index_dir).manifest.dense_index == "flat"
 
 
 def test_bad_files_are_skipped_and_named(fresh_corpus: Settings, embedder: Embedder) -> None:

@@ -16,6 +16,7 @@ import pytest
 from rag.answering import ABSTAIN_TEXT
 from rag.assistant import Assistant
 from rag.embedding import Embedder
+from rag.events import DeltaEvent, DoneEvent, PassagesEvent, StreamEvent
 from rag.indexing import build_index
 from rag.llm import (
     MESSAGE_OVERHEAD_TOKENS,
@@ -47,6 +48,13 @@ def llm_assistant(assistant: Assistant, base_url: str, **overrides: object) -> A
     values.update(overrides)
     settings = assistant.settings.with_overrides(llm_base_url=base_url, **values)
     return Assistant(settings, assistant.snapshot, assistant.embedder)
+
+
+def done_answer(events: list[StreamEvent]) -> Answer:
+    """The answer of a stream's last event (a DoneEvent)."""
+    last = events[-1]
+    assert isinstance(last, DoneEvent)
+    return last.answer
 
 
 def exact_prompt_tokens(messages: list[dict[str, str]]) -> int:
@@ -261,8 +269,8 @@ def test_reasoning_block_is_stripped_before_citations(
         "</think>\n\nAdel Al-Asoumi chairs the Arab Parliament [1]."
     )
     events = list(llm_assistant(assistant, fake_llm.base_url).stream_ask(QUESTION, answerer="llm"))
-    deltas = [v for k, v in events if k == "delta"]
-    answer = events[-1][1]
+    deltas = [e.text for e in events if isinstance(e, DeltaEvent)]
+    answer = done_answer(events)
     assert answer.answer == "Adel Al-Asoumi chairs the Arab Parliament [1]."
     assert "".join(deltas).strip() == answer.answer and "think" not in "".join(deltas)
     assert not answer.fallback and answer.answerer == "llm"
@@ -369,8 +377,8 @@ def test_answer_without_citations_falls_back(assistant: Assistant, fake_llm: Fak
 def test_non_streaming_server_is_understood(assistant: Assistant, fake_llm: FakeOpenAI) -> None:
     fake_llm.answer("Adel Al-Asoumi [2].", stream=False)  # ignores "stream": true
     events = list(llm_assistant(assistant, fake_llm.base_url).stream_ask(QUESTION, answerer="llm"))
-    deltas = [v for k, v in events if k == "delta"]
-    answer = events[-1][1]
+    deltas = [e.text for e in events if isinstance(e, DeltaEvent)]
+    answer = done_answer(events)
     assert deltas == ["Adel Al-Asoumi [1]."]
     assert answer.answer == "Adel Al-Asoumi [1]." and not answer.fallback
     assert answer.citations[0].doc_id == answer.passages[1].doc_id
@@ -386,13 +394,13 @@ def test_stream_order_passages_deltas_done(assistant: Assistant, fake_llm: FakeO
     for event in llm_assistant(assistant, fake_llm.base_url).stream_ask(QUESTION, answerer="llm"):
         events.append(event)
         arrived.append(time.perf_counter())
-    deltas_at = [t for (k, _), t in zip(events, arrived, strict=True) if k == "delta"]
+    deltas_at = [t for e, t in zip(events, arrived, strict=True) if isinstance(e, DeltaEvent)]
     assert deltas_at[-1] - deltas_at[0] > 0.25, "deltas are passed on as they arrive"
-    kinds = [k for k, _ in events]
-    assert kinds[0] == "passages" and kinds[-1] == "done"
-    assert set(kinds[1:-1]) == {"delta"} and len(kinds) - 2 >= 5
-    answer = events[-1][1]
-    assert "".join(v for k, v in events if k == "delta").strip() == answer.answer
+    kinds = [type(e) for e in events]
+    assert kinds[0] is PassagesEvent and kinds[-1] is DoneEvent
+    assert set(kinds[1:-1]) == {DeltaEvent} and len(kinds) - 2 >= 5
+    answer = done_answer(events)
+    assert "".join(e.text for e in events if isinstance(e, DeltaEvent)).strip() == answer.answer
     # renumbered by first appearance; [9] names no passage (top_k is 5)
     expected = "The Arab Parliament is chaired by Adel Al-Asoumi [1], who met Gafarova [2]."
     assert answer.answer == expected
@@ -404,8 +412,8 @@ def test_stream_broken_midway_falls_back(assistant: Assistant, fake_llm: FakeOpe
     fake_llm.drop_midway("The Arab Parliament is chaired by Adel Al-Asoumi [1] says the text.")
     a = llm_assistant(assistant, fake_llm.base_url, llm_retries=2)
     events = list(a.stream_ask(QUESTION, answerer="llm"))
-    assert [k for k, _ in events[1:-1]] and all(k == "delta" for k, _ in events[1:-1])
-    answer = events[-1][1]
+    assert events[1:-1] and all(isinstance(e, DeltaEvent) for e in events[1:-1])
+    answer = done_answer(events)
     assert answer.fallback and answer.answerer == "extractive"
     assert answer.fallback_reason == "LLM connection failed (RemoteProtocolError)"
     assert answer.answer == assistant.ask(QUESTION).answer

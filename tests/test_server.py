@@ -108,6 +108,34 @@ def test_ask_streams_passages_deltas_done(client: httpx.Client, how: str) -> Non
     assert done["citations"] and done["timings"]["total"] > 0
 
 
+def test_each_front_door_checks_the_question_once(
+    client: httpx.Client, assistant: Assistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every route answers through `server.answering`, which checks the question once: not
+    again in the assistant (nor in an answer process: `server.messages`)."""
+    checked: list[str] = []
+    check_question = assistant.check_question
+
+    def counting(question: str) -> str:
+        checked.append(question)
+        return check_question(question)
+
+    monkeypatch.setattr(assistant, "check_question", counting)
+    chat = {"model": "rag-extractive", "messages": [{"role": "user", "content": QUESTION}]}
+    requests = [
+        ("POST", "/v1/ask", {"json": {"question": QUESTION}}),
+        ("POST", "/v1/ask", {"json": {"question": QUESTION, "stream": True}}),
+        ("POST", "/v1/search", {"json": {"question": QUESTION}}),
+        ("GET", "/v1/timeline", {"params": {"q": QUESTION}}),
+        ("POST", "/v1/chat/completions", {"json": chat}),
+    ]
+    for method, path, options in requests:
+        checked.clear()
+        r = client.request(method, path, **options)
+        assert r.status_code == 200, (path, r.text)
+        assert checked == [QUESTION], path
+
+
 # --------------------------------------------------------------------------- validation
 
 

@@ -24,8 +24,9 @@ from rag.indexing import build_index
 from rag.models import Answer, Query
 from rag.settings import Settings
 from rag.time_scope import dates_of
+from server.answering import Answering
 from server.app import create_app
-from server.mcp import RuntimeBackend, build_mcp
+from server.mcp import at_once, build_mcp
 from server.runtime import Runtime
 from server.testing import live_server
 from tests.conftest import ROOT, make_settings
@@ -244,7 +245,7 @@ def test_chat_as_of(client: httpx.Client) -> None:
 
 def test_mcp_tools_take_as_of(dated_settings: Settings, dated: Assistant) -> None:
     async def run() -> None:
-        mcp = build_mcp(RuntimeBackend(Runtime(dated_settings, dated)), dated_settings)
+        mcp = build_mcp(at_once(Answering(Runtime(dated_settings, dated))))
         async with Client(mcp) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
             assert "as_of" in tools["ask"].input_schema["properties"]

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from rag.choices import EMBED_BACKENDS
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = EMBED_BACKENDS
 
 
 class EmbeddingEngine(Protocol):

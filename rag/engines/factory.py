@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.choices import DENSE_KINDS
 from rag.engines.base import DenseIndex, LexicalIndex
 
 if TYPE_CHECKING:
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
     from rag.engines.milvus_versions import VersionRows
     from rag.models import Chunk, Document
 
-DENSE_KINDS = ("flat", "hnsw", "ivf-sq8")
-STORES = ("faiss", "milvus")
 
 
 def build_dense(

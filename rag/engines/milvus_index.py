@@ -40,6 +40,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from rag.choices import DENSE_KINDS
 from rag.engines.base import Ranking, RowFilter
 from rag.engines.milvus_client import connect, reason
 from rag.engines.milvus_versions import (
@@ -69,7 +70,7 @@ logger = logging.getLogger(__name__)
 LIVE_SEQ = "rag.live_seq"  # collection property: the seq of the live version (outside readers)
 HNSW_M = 32
 HNSW_EF = 128
-KINDS = ("flat", "hnsw", "ivf-sq8")  # ivf-sq8 (a big auto index) becomes HNSW here
+KINDS = DENSE_KINDS  # ivf-sq8 (a big auto index) becomes HNSW here
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
+from rag.choices import MODES, READERS
 from rag.errors import RagError
 from rag.evaluation.corpora import EvalQuestion, open_eval_set
 from rag.evaluation.metrics import (
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
     from rag.assistant import Assistant
     from rag.embedding import Embedder
 
-MODES: tuple[str, ...] = get_args(Mode)
-READERS: tuple[str, ...] = get_args(Settings.model_fields["reader"].annotation)
 DEFAULT_FILE = Path("eval/qa.jsonl")
 
 VectorCache = dict[str, tuple["np.ndarray", float]]  # question -> (vector, embed ms)

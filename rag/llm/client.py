@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from rag.settings import Settings
+from rag.settings import LlmSettings
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class LlmConfig:
     anchor: bool = False  # small local model: reader anchor + llama.cpp citation grammar
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LlmConfig:
+    def from_settings(cls, settings: LlmSettings) -> LlmConfig:
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
         return cls(
             base_url=settings.llm_base_url,
@@ -135,7 +135,7 @@ class LlmClient:
         self._http = httpx.Client(timeout=httpx.Timeout(config.timeout), follow_redirects=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LlmClient:
+    def from_settings(cls, settings: LlmSettings) -> LlmClient:
         return cls(LlmConfig.from_settings(settings))
 
     def close(self) -> None:

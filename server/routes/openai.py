@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -28,10 +28,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
-from rag.assistant import StreamEvent
 from rag.errors import QuestionError, RagError
+from rag.events import DeltaEvent, DoneEvent
 from rag.models import Answer, Query
 from rag.tokens import cl100k
+from server.answering import AnsweringDep, AnswerStream
 from server.chat import (
     Plan,
     chat_citations,
@@ -61,7 +62,7 @@ from server.openai_schemas import (
     Usage,
     unsupported_param,
 )
-from server.runtime import Runtime, RuntimeDep, close_events, runtime_of
+from server.runtime import Runtime, RuntimeDep, runtime_of
 
 logger = logging.getLogger("server")
 STARTED = int(time.time())
@@ -174,7 +175,10 @@ async def list_models(rt: RuntimeDep) -> ModelList:
         **_openai_responses(400, 401, 404, 503),
     },
 )
-async def chat_completions(body: ChatCompletionRequest, request: Request, rt: RuntimeDep) -> Any:
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, answering: AnsweringDep
+) -> Any:
+    rt = answering.rt
     refused = unsupported_param(body)
     if refused is not None:
         raise OpenAIError(400, refused[1], param=refused[0], code="unsupported_parameter")
@@ -186,32 +190,27 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, rt: Ru
             code="model_not_found",
         )
     turns = user_turns(body.messages)
-    assistant = rt.ready()
-    assistant.check_question(turns[-1])
+    # the one check of the question: the last turn (a rewritten follow-up is made to fit)
+    asked = answering.check(Query(question=turns[-1]), field="messages")
     plan = await _plan(rt, body, turns)
-    uses_llm = body.model == LLM_MODEL
-    query = Query(
-        question=assistant.check_question(plan.question),
+    rewritten = {"question": plan.question} if plan.rewritten else {}
+    query = Query.of(
+        asked,  # still checked, unless the question was rewritten: then checked on the way
+        **rewritten,
         top_k=body.top_k,
         mode=body.mode,
         filters=body.filters,
-        answerer="llm" if uses_llm else "extractive",
+        answerer="llm" if body.model == LLM_MODEL else "extractive",
         as_of=body.as_of,
     )
-    meta = _Meta(body, assistant.snapshot.version, turns)
-    if not body.stream and not uses_llm and rt.answers_in_one_trip:
-        # as on /v1/ask: one trip to an answer process (or the CPU pool); a follow-up without
-        # an LLM is embedded with the turn before it (`server.chat`)
-        data = await rt.answer_json(query, embed=plan.context)
-        return _completion(Answer.model_validate_json(data), meta)
-    vector, _ = await rt.embed(plan.context or query.question)
+    meta = _Meta(body, rt.ready().snapshot.version, turns)
+    # as on /v1/ask (`server.answering`); a follow-up without an LLM is embedded with the turn
+    # before it (`server.chat`)
     if body.stream:
-        events = assistant.stream_ask(query, query_vector=vector)
-        return await _stream(rt, events, meta, uses_llm, request_id_of(request.scope))
-    # One trip to the pool, as on /v1/ask: the answer and its formatting (token counts).
-    return await rt.compute(
-        lambda: _completion(assistant.ask(query, query_vector=vector), meta), blocking_io=uses_llm
-    )
+        events = await answering.stream(query, embed=plan.context)
+        return _stream(rt, events, meta, request_id_of(request.scope))
+    answer = await answering.ask(query, embed=plan.context)
+    return _completion(answer.model(), meta)
 
 
 async def _plan(rt: Runtime, body: ChatCompletionRequest, turns: list[str]) -> Plan:
@@ -280,23 +279,20 @@ def _completion(answer: Answer, meta: _Meta) -> ChatCompletion:
     )
 
 
-async def _stream(
-    rt: Runtime, events: Iterator[StreamEvent], meta: _Meta, uses_llm: bool, request_id: str
-) -> StreamingResponse:
+def _stream(rt: Runtime, events: AnswerStream, meta: _Meta, request_id: str) -> StreamingResponse:
     """OpenAI chunks: role, the answer's deltas, the source list, a last chunk with
-    `finish_reason` and the citations, usage if asked, `[DONE]`. Retrieval runs before the
-    response starts, so its errors keep their status; later ones arrive as an error event."""
-    await rt.compute(next, events)  # ("passages", ...): the chat format has no place for them
+    `finish_reason` and the citations, usage if asked, `[DONE]`. Retrieval ran before the
+    response starts, so its errors keep their status; later ones arrive as an error event.
+    The passages have no place in the chat format."""
 
     async def body() -> AsyncIterator[str]:
         try:
             yield meta.chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
-            while (item := await rt.compute(next, events, None, blocking_io=uses_llm)) is not None:
-                kind, value = item
-                if kind == "delta" and value:
-                    yield meta.chunk([ChunkChoice(delta=Delta(content=value))])
-                elif kind == "done":  # token counts (tiktoken) stay off the event loop
-                    for chunk in await rt.compute(lambda v=value: list(_closing_chunks(v, meta))):
+            async for event in events:
+                if isinstance(event, DeltaEvent) and event.text:
+                    yield meta.chunk([ChunkChoice(delta=Delta(content=event.text))])
+                elif isinstance(event, DoneEvent):  # token counts (tiktoken) stay off the loop
+                    for chunk in await rt.compute(_closing_chunks, event.answer, meta):
                         yield chunk
         except Exception as exc:
             converted = _as_openai_error(exc)
@@ -306,7 +302,7 @@ async def _stream(
             yield _data(converted.body.model_dump())
             return
         finally:
-            close_events(events)
+            events.close()
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(
@@ -316,20 +312,23 @@ async def _stream(
     )
 
 
-def _closing_chunks(answer: Answer, meta: _Meta) -> Iterator[str]:
+def _closing_chunks(answer: Answer, meta: _Meta) -> list[str]:
+    """The chunks after the answer text: its sources, the last one, usage if asked."""
     sources = sources_text(answer)
-    if sources:
-        yield meta.chunk([ChunkChoice(delta=Delta(content=sources))])
-    yield meta.chunk(
-        [ChunkChoice(delta=Delta(), finish_reason="stop")],
-        citations=chat_citations(answer),
-        short_answer=short_answer_of(answer),
-        abstained=answer.abstained,
-        as_of=answer.as_of,
-        period=answer.period,
+    chunks = [meta.chunk([ChunkChoice(delta=Delta(content=sources))])] if sources else []
+    chunks.append(
+        meta.chunk(
+            [ChunkChoice(delta=Delta(), finish_reason="stop")],
+            citations=chat_citations(answer),
+            short_answer=short_answer_of(answer),
+            abstained=answer.abstained,
+            as_of=answer.as_of,
+            period=answer.period,
+        )
     )
     if meta.include_usage:
-        yield meta.chunk([], usage=meta.usage(message_content(answer)))
+        chunks.append(meta.chunk([], usage=meta.usage(message_content(answer))))
+    return chunks
 
 
 def _data(payload: dict[str, Any]) -> str:

@@ -6,7 +6,8 @@ them (`rag.timeline`, `rag.stories`). The query string carries the options of `/
 (`top_k`, `mode`, `as_of`, and the filters as `doc_id`, `source` — both repeatable —
 `date_from`, `date_to`); a missing, empty or over-long `q` is a 422 naming `q`, a bad date one
 naming its field. The response carries the `as_of` and `period` it used, like `/v1/search`.
-The whole request (embedding included) is one trip to the CPU pool and uses one index snapshot.
+It is answered where `server.answering` says (an answer process, else one trip to the CPU pool,
+embedding included) and uses one index snapshot.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from fastapi import APIRouter
 from fastapi import Query as QueryParam
 from fastapi.responses import Response
 
-from rag.errors import QuestionError
 from rag.models import Filters, Mode, SearchQuery
 from rag.timeline import TIMELINE_TOP_K, Timeline
+from server.answering import AnsweringDep
 from server.errors import error_responses
-from server.runtime import RuntimeDep
 
 router = APIRouter(tags=["questions"])
 
@@ -37,7 +37,7 @@ _QUERY = SearchQuery.model_fields
     responses=error_responses(422, 500, 503),
 )
 async def timeline(
-    rt: RuntimeDep,
+    answering: AnsweringDep,
     q: Annotated[
         str,
         QueryParam(
@@ -67,18 +67,13 @@ async def timeline(
         dt.date | None, QueryParam(description=_QUERY["as_of"].description, examples=["2024-06-01"])
     ] = None,
 ) -> Any:
-    assistant = rt.ready()
-    try:
-        question = assistant.check_question(q)
-    except QuestionError as exc:
-        raise QuestionError(str(exc), field="q") from None
     filters = Filters(doc_ids=doc_id, sources=source, date_from=date_from, date_to=date_to)
     query = SearchQuery(
-        question=question,
+        question=q,
         top_k=top_k,
         mode=mode,
         filters=None if filters.is_empty() else filters,
         as_of=as_of,
     )
-    found = await rt.compute(lambda: assistant.timeline(query))
-    return Response(found.model_dump_json(), media_type="application/json")
+    found = await answering.timeline(query, field="q")
+    return Response(found.json(), media_type="application/json")
