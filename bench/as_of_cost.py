@@ -45,7 +45,7 @@ PARSE = "parse the question (time_intent)"
 def main(argv: list[str] | None = None) -> int:
     from rag.assistant import Assistant
     from rag.embedding import Embedder, pin_threads
-    from rag.indexing import build_index
+    from rag.index.indexing import build_index
     from rag.settings import Settings
 
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -80,7 +80,7 @@ def _query(assistant: Any, row: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _without(assistant: Any, q: Any, qvec: Any) -> None:
-    from rag.retrieval import retrieve
+    from rag.retrieve.retrieval import retrieve
 
     s, snap = assistant.settings, assistant.snapshot
     passages = retrieve(
@@ -91,8 +91,8 @@ def _without(assistant: Any, q: Any, qvec: Any) -> None:
 
 
 def _with(assistant: Any, q: Any, qvec: Any) -> None:
-    from rag.question_steps import retrieve_in, scope_of
-    from rag.time_answer import answer_in_time
+    from rag.answer.question_steps import retrieve_in, scope_of
+    from rag.temporal.time_answer import answer_in_time
 
     snap = assistant.snapshot
     scope = scope_of(assistant.settings, snap, q)
@@ -132,11 +132,11 @@ def _interleaved(
 
 def _steps(assistant: Any, asked: list[tuple[Any, Any]], rounds: int) -> dict[str, float]:
     """Mean wall ms per question of each time step on its own (best of the rounds)."""
-    from rag.answering import score_sentences
-    from rag.question_steps import retrieve_in
-    from rag.time_answer import _newest_passages, with_days
-    from rag.time_query import time_intent
-    from rag.time_scope import dates_of, period_passages, time_scope
+    from rag.answer.answering import score_sentences
+    from rag.answer.question_steps import retrieve_in
+    from rag.temporal.time_answer import _newest_passages, with_days
+    from rag.temporal.time_query import time_intent
+    from rag.temporal.time_scope import dates_of, period_passages, time_scope
 
     snap = assistant.snapshot
     scopes = [time_scope(snap, q.question, q.as_of) for q, _ in asked]

@@ -39,8 +39,8 @@ def child(seeds: Path, index: Path) -> None:
     """One build, instrumented: prints a JSON line with per-stage peaks and the RSS curve."""
     import psutil
 
-    from rag import indexing, store, writer
     from rag.engines import factory
+    from rag.index import indexing, store, writer
     from rag.settings import Settings
 
     proc = psutil.Process()
@@ -119,7 +119,7 @@ def _add_replicas(rows: list[str], seeds: Path, lo: int, hi: int) -> None:
 
 
 def _noop_figures(seeds: Path, index: Path, runs: int) -> None:
-    from rag.indexing import build_index
+    from rag.index.indexing import build_index
     from rag.settings import Settings
 
     n_files = len(list(seeds.iterdir()))

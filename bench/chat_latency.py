@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.index_build import machine  # noqa: E402
-from rag.indexing import build_index  # noqa: E402
+from rag.index.indexing import build_index  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.testing import live_server  # noqa: E402

@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.index_build import machine  # noqa: E402
 from rag.choices import EMBED_BACKENDS  # noqa: E402
-from rag.chunking import ChunkerConfig, chunk_with_sentences  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
-from rag.loading import load_documents  # noqa: E402
+from rag.ingest.chunking import ChunkerConfig, chunk_with_sentences  # noqa: E402
+from rag.ingest.loading import load_documents  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 BACKENDS = EMBED_BACKENDS

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.embedding import Embedder  # noqa: E402
-from rag.indexing import build_index  # noqa: E402
-from rag.retrieval import Snapshot  # noqa: E402
+from rag.index.indexing import build_index  # noqa: E402
+from rag.retrieve.retrieval import Snapshot  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 

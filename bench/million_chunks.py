@@ -35,15 +35,15 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 from bench.index_build import machine  # noqa: E402
-from rag import store  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.engines import build_lexical  # noqa: E402
 from rag.engines.faiss_index import FaissIndex  # noqa: E402
-from rag.lexical import tokenize  # noqa: E402
+from rag.index import store  # noqa: E402
+from rag.index.store import IndexData, SentenceTable  # noqa: E402
 from rag.models import Chunk, Document  # noqa: E402
-from rag.retrieval import Snapshot, retrieve  # noqa: E402
+from rag.retrieve.lexical import tokenize  # noqa: E402
+from rag.retrieve.retrieval import Snapshot, retrieve  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store import IndexData, SentenceTable  # noqa: E402
 
 QUESTIONS = [json.loads(x)["question"] for x in (ROOT / "eval/qa.jsonl").open()] + [
     "who won the match at twickenham",

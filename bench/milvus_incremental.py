@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from bench.index_build import machine  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.engines.milvus_index import MilvusIndex  # noqa: E402
-from rag.indexing import build_index  # noqa: E402
+from rag.index.indexing import build_index  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 SAVES: list[tuple[float, dict[str, int]]] = []

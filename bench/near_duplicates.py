@@ -5,10 +5,10 @@
 
 Writes one .txt file per CSV row (bench/index_build.py's corpus) and loads them as a build
 does. Then, per run, times duplicate detection alone — shingling and signing every document
-(`rag.near_duplicates.sign`) and grouping them (`group_copies`, decided on the candidates'
+(`rag.ingest.near_duplicates.sign`) and grouping them (`group_copies`, decided on the candidates'
 exact shingle sets). Then full `build_index` runs with the model already loaded (as in a
 server; one untimed build first): `--build-runs` pairs of a build with detection (as `rag
-index` builds) and one without (`rag.copies.CopySigner` swapped for one that signs and
+index` builds) and one without (`rag.ingest.copies.CopySigner` swapped for one that signs and
 groups nothing, in this process only), alternating which goes first. Prints each build, with
 the time the build itself spent signing and grouping (`BuildReport.copies_seconds`), then
 the medians and what detection adds: (with − without) / without, and the in-build detection
@@ -33,11 +33,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import rag.copies  # noqa: E402
+import rag.ingest.copies  # noqa: E402
 from bench.index_build import machine, make_corpus  # noqa: E402
-from rag import near_duplicates as nd  # noqa: E402
-from rag.copies import CopySigner  # noqa: E402
-from rag.loading import load_documents  # noqa: E402
+from rag.ingest import near_duplicates as nd  # noqa: E402
+from rag.ingest.copies import CopySigner  # noqa: E402
+from rag.ingest.loading import load_documents  # noqa: E402
 from rag.models import Document  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -68,15 +68,15 @@ class _NoDetection(CopySigner):
 
 def full_build(settings: Settings, embedder: Embedder, detect: bool) -> tuple[float, float]:
     """Seconds of one full `build_index`, and of them the seconds spent on copies."""
-    from rag.indexing import build_index
+    from rag.index.indexing import build_index
 
-    rag.copies.CopySigner = CopySigner if detect else _NoDetection  # type: ignore[misc]
+    rag.ingest.copies.CopySigner = CopySigner if detect else _NoDetection  # type: ignore[misc]
     try:
         t0 = time.perf_counter()
         report = build_index(settings, rebuild=True, embedder=embedder, progress=False)
         seconds = time.perf_counter() - t0
     finally:
-        rag.copies.CopySigner = CopySigner  # type: ignore[misc]
+        rag.ingest.copies.CopySigner = CopySigner  # type: ignore[misc]
     print(
         f"  build {'with' if detect else 'without'} detection: {report.documents} documents, "
         f"{report.chunks} chunks, {seconds:.2f} s; signing and grouping {report.copies_seconds:.3f}"
@@ -88,7 +88,7 @@ def full_build(settings: Settings, embedder: Embedder, detect: bool) -> tuple[fl
 def compare_builds(settings: Settings, runs: int, warmup: bool) -> None:
     """`runs` pairs of full builds with and without detection; medians and ratios."""
     from rag.embedding import Embedder
-    from rag.indexing import build_index
+    from rag.index.indexing import build_index
 
     embedder = Embedder.load(settings)
     embedder.encode_queries(["warm up"])

@@ -31,17 +31,17 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bench.index_build import machine  # noqa: E402
-from rag import store  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.choices import MODES  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.engines import build_dense, build_lexical  # noqa: E402
-from rag.indexing import build_index, dense_kind  # noqa: E402
-from rag.lexical import tokenize  # noqa: E402
+from rag.index import store  # noqa: E402
+from rag.index.indexing import build_index, dense_kind  # noqa: E402
+from rag.index.store import IndexData, SentenceTable  # noqa: E402
 from rag.models import Chunk, Document  # noqa: E402
-from rag.retrieval import Snapshot, retrieve  # noqa: E402
+from rag.retrieve.lexical import tokenize  # noqa: E402
+from rag.retrieve.retrieval import Snapshot, retrieve  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store import IndexData, SentenceTable  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

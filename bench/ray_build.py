@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 from bench.index_build import machine, make_corpus  # noqa: E402
-from rag import store  # noqa: E402
-from rag.indexing import build_index  # noqa: E402
+from rag.index import store  # noqa: E402
+from rag.index.indexing import build_index  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 def main(argv: list[str] | None = None) -> int:
     from rag.assistant import Assistant
     from rag.embedding import Embedder, pin_threads
-    from rag.indexing import build_index
+    from rag.index.indexing import build_index
     from rag.settings import Settings
 
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])

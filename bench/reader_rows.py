@@ -49,7 +49,7 @@ def validation_file(data: Path, n_val: int, target: Path) -> int:
 def rows_of(path: Path, args: argparse.Namespace) -> list[dict]:
     from rich.console import Console
 
-    from rag.answering import extractive_answer
+    from rag.answer.answering import extractive_answer
     from rag.assistant import Assistant
     from rag.embedding import Embedder
     from rag.evaluation.corpora import open_eval_set

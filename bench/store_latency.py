@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.index_build import machine  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
-from rag.retrieval import Snapshot  # noqa: E402
+from rag.retrieve.retrieval import Snapshot  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 

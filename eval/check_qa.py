@@ -160,7 +160,7 @@ def _type_name(typ: type | tuple[type, ...]) -> str:
 
 def _day(text: str) -> str | None:
     """An answer written as a date ("November 9, 2023", "2023-11-09") as YYYY-MM-DD."""
-    from rag.article_dates import parse_date
+    from rag.ingest.article_dates import parse_date
 
     return parse_date(text)
 
@@ -168,7 +168,7 @@ def _day(text: str) -> str | None:
 def _dates(profile: Profile) -> dict[str, str | None]:
     """Each article's date as `rag index` finds it (loaded once)."""
     if not _DATES:
-        from rag.loading import load_documents
+        from rag.ingest.loading import load_documents
 
         _DATES.update({d.id: d.date for d in load_documents(profile.seeds)[0]})
     return _DATES
@@ -180,7 +180,7 @@ _DATES: dict[str, str | None] = {}
 def _resolved_days(rec: dict[str, Any], profile: Profile) -> set[str | None]:
     """The days the relative expressions of the listed documents name, each counted from the
     date of any listed document (a copy's days count from its story's first publication)."""
-    from rag.relative_dates import resolve_relative
+    from rag.temporal.relative_dates import resolve_relative
 
     dates = _dates(profile)
     anchors = {dates.get(d) for d in rec["doc_ids"]} - {None}

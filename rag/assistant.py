@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from rag import question_steps as steps
-from rag import store
+from rag.answer import question_steps as steps
+from rag.answer.question_steps import ms
 from rag.embedding import Embedder
 from rag.errors import IndexStoreError, QuestionError
 from rag.events import DeltaEvent, DoneEvent, PassagesEvent, StreamEvent
+from rag.index import store
 from rag.memory import release_memory
 from rag.models import (
     Answer,
@@ -36,15 +37,14 @@ from rag.models import (
     SearchQuery,
     SearchResult,
 )
-from rag.question_steps import ms
-from rag.retrieval import Snapshot
+from rag.retrieve.retrieval import Snapshot
 from rag.settings import Settings, load_settings
-from rag.time_answer import answer_in_time, with_days
+from rag.temporal.time_answer import answer_in_time, with_days
 
 if TYPE_CHECKING:
     from rag.llm import LlmClient
     from rag.reader.runtime import Reader
-    from rag.timeline import Timeline
+    from rag.temporal.timeline import Timeline
 
 logger = logging.getLogger(__name__)
 Q = TypeVar("Q", bound=SearchQuery)
@@ -255,7 +255,8 @@ class Assistant:
             query_vector: the question's embedding when the caller already has it.
             **options: `top_k`, `mode`, `filters`, `as_of`, `answerer` overriding those of
                 `query`. `as_of` (default `RAG_AS_OF`, else today) hides later articles and
-                anchors relative words; see `rag.time_scope` and `rag.time_answer`.
+                anchors relative words; see `rag.temporal.time_scope` and
+                `rag.temporal.time_answer`.
 
         Returns:
             An `Answer`: `answer` (text with `[n]` markers, or a plain statement that the
@@ -350,10 +351,11 @@ class Assistant:
         **options: Any,
     ) -> Timeline:
         """Dated events for a question or a name, oldest first, each an exact cited sentence
-        with the copies of its story folded (`rag.timeline`), and the stories they belong to.
+        with the copies of its story folded (`rag.temporal.timeline`), and the stories they belong
+        to.
 
         Takes the arguments of `search` (`top_k`, passages to draw the events from, defaults
-        to `rag.timeline.TIMELINE_TOP_K`). Raises QuestionError like `search`.
+        to `rag.temporal.timeline.TIMELINE_TOP_K`). Raises QuestionError like `search`.
 
         The timeline reports the `as_of` and `period` it used, like `search`.
 
@@ -361,7 +363,7 @@ class Assistant:
             >>> [e.event_date for e in assistant.timeline("Ilse Brandt").events][:2]
             ['2022-03-14', '2023-06-12']
         """
-        from rag.timeline import TIMELINE_TOP_K
+        from rag.temporal.timeline import TIMELINE_TOP_K
 
         t0 = time.perf_counter()
         asked = SearchQuery.of(query, **options)

@@ -2,7 +2,7 @@
 
 The settings (`rag.settings`), the request models (`rag.models`), the CLI's `click.Choice`
 lists, the HTTP schemas and the generated docs all derive from these; nothing else spells the
-values out. Standard library only: the no-op `rag index` (`rag.noop`) reads them too.
+values out. Standard library only: the no-op `rag index` (`rag.index.noop`) reads them too.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ User mistakes end in one line on stderr and a non-zero exit; `--debug` shows tra
 The commands that start the HTTP service and the MCP server (`rag serve`, `rag mcp`) are
 registered on this group by `server.cli`, the `rag` console script: `server` imports `rag`,
 never the reverse. Each command imports what it uses when it runs; settings are read on first
-use, and a no-op `rag index` is decided by `rag.noop` before anything heavy is imported.
+use, and a no-op `rag index` is decided by `rag.index.noop` before anything heavy is imported.
 """
 
 from __future__ import annotations
@@ -100,14 +100,14 @@ def index_cmd(
     """Build or incrementally update the index from the articles folder."""
     report, listing = None, None
     if not (rebuild or verify or as_json or ray_address):  # a no-op, told before heavy imports
-        from rag.noop import UpToDate, index_if_unchanged
+        from rag.index.noop import UpToDate, index_if_unchanged
 
         found = index_if_unchanged(
             seeds_dir=seeds_dir, index_dir=index_dir, embed_backend=ctx.obj["embed_backend"]
         )
         report, listing = (found, None) if isinstance(found, UpToDate) else (None, found)
     if report is None:
-        from rag.indexing import build_index
+        from rag.index.indexing import build_index
 
         settings = _settings(ctx, seeds_dir=seeds_dir, index_dir=index_dir, ray_address=ray_address)
         report = build_index(settings, rebuild=rebuild, verify=verify, listing=listing)
@@ -211,7 +211,7 @@ def search_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: 
 def timeline_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: bool) -> None:
     """Dated events for QUERY (a question or a name), oldest first, each a cited sentence."""
     from rag.assistant import Assistant
-    from rag.timeline import timeline_text
+    from rag.temporal.timeline import timeline_text
 
     assistant = Assistant.open(settings=_settings(ctx, index_dir=index_dir))
     found = assistant.timeline(query)

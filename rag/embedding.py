@@ -25,9 +25,9 @@ import numpy as np
 
 from rag.embedders import EmbeddingEngine, load_engine
 from rag.errors import RagError
+from rag.ingest.tokens import TokenCounter
 from rag.memory import register_lru
 from rag.settings import DEFAULT_MODEL, Settings
-from rag.tokens import TokenCounter
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

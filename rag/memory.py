@@ -62,7 +62,7 @@ SNAPSHOTS_BOUND = 2  # the live version, and the previous one while requests fin
 
 
 class HasCache(Protocol):
-    """An object with a cache of its own (`rag.retrieval.Snapshot`: its sentence terms)."""
+    """An object with a cache of its own (`rag.retrieve.retrieval.Snapshot`: its sentence terms)."""
 
     def cache_stats(self) -> tuple[int, int]: ...  # (entries, bound)
 

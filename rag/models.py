@@ -4,7 +4,7 @@ Documents and chunks are plain frozen dataclasses (many of them, built in bulk, 
 serialised directly over HTTP). Everything a user sees — passages, citations, answers —
 is a pydantic model so the CLI, the HTTP service and the eval runner share one schema.
 
-A story published more than once (`rag.copies`) is returned once: its passage or citation
+A story published more than once (`rag.ingest.copies`) is returned once: its passage or citation
 lists the other publications in `also_in`, each with that copy's own offsets
 (`copy.text[start:end]` is the matching span there).
 """
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from rag.choices import AnswererName, Mode
 
-# Where an article's date was found (see rag.article_dates); a file's mtime is never one.
+# Where an article's date was found (see rag.ingest.article_dates); a file's mtime is never one.
 DateSource = Literal["front-matter", "html-meta", "dateline", "text"]
 DATE_DESCRIPTION = (
     "The article's date, ISO 8601: YYYY-MM-DD, or --MM-DD when the article states the month "
@@ -155,14 +155,15 @@ class Query(SearchQuery):
 
 class AlsoIn(BaseModel):
     """The same text in a copy of the story (a republication of the same article, found at
-    index time by `rag.near_duplicates`): `copy.text[start:end]` is the matching span there."""
+    index time by `rag.ingest.near_duplicates`): `copy.text[start:end]` is the matching span
+    there."""
 
     doc_id: str
     start: int
     end: int
     source: str | None = None
     date: str | None = Field(None, description=DATE_DESCRIPTION)
-    # The word alignment of the passage's document with this copy (`rag.near_duplicates.
+    # The word alignment of the passage's document with this copy (`rag.ingest.near_duplicates.
     # Alignment`), so that a citation inside the passage maps into the copy too; never
     # serialised, absent after a round trip through JSON.
     _alignment: Any = PrivateAttr(default=None)
@@ -210,7 +211,7 @@ class Passage(BaseModel):
 
 class ResolvedDate(BaseModel):
     """A day named relative to the article's date ("on Thursday", "yesterday", "last week"),
-    resolved (`rag.relative_dates`): `document.text[start:end] == text`."""
+    resolved (`rag.temporal.relative_dates`): `document.text[start:end] == text`."""
 
     start: int
     end: int
@@ -222,7 +223,8 @@ class ResolvedDate(BaseModel):
 
 
 class Period(BaseModel):
-    """The time a question asks about (`rag.time_query`): both ends inclusive, null = open."""
+    """The time a question asks about (`rag.temporal.time_query`): both ends inclusive, null =
+    open."""
 
     since: dt.date | None = None
     until: dt.date | None = None

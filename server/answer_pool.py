@@ -107,8 +107,8 @@ def pool_size(settings: Settings) -> int:
 
 def _live_chunks(settings: Settings) -> int:
     """Chunks in the live index version, from its manifest (0 when there is none yet)."""
-    from rag import store
-    from rag.manifest import read_manifest
+    from rag.index import store
+    from rag.index.manifest import read_manifest
 
     if store.current_version(settings.index_dir) is None:
         return 0

@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from rag.errors import QuestionError
 from rag.events import DoneEvent, StreamEvent
 from rag.models import Answer, Query, SearchQuery, SearchResult
-from rag.timeline import Timeline
+from rag.temporal.timeline import Timeline
 from server.messages import AskMessage, SearchMessage, TimelineMessage
 from server.runtime import Runtime
 

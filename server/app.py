@@ -23,9 +23,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from starlette.middleware.cors import CORSMiddleware
 
-from rag import store
 from rag.assistant import Assistant
 from rag.errors import IndexStoreError, RagError
+from rag.index import store
 from rag.memory import limit_arenas
 from rag.settings import Settings
 from server import web

@@ -2,7 +2,8 @@
 
 Tools: `search_articles`, `ask`, `get_document` (whole text or a `[start, end)` span),
 `list_documents` (filters: source, date range, title text; paged) and `timeline` (dated events
-for a question or a name, oldest first: `rag.timeline`). The input schemas of `search_articles`,
+for a question or a name, oldest first: `rag.temporal.timeline`). The input schemas of
+`search_articles`,
 `timeline` and `ask` are generated from the HTTP API's own request models
 (`SearchRequest`, `AskRequest` = `rag.models.SearchQuery` / `Query` plus HTTP's question rule),
 and arguments are validated by those models, so a bad argument is a tool error naming the field.
@@ -31,11 +32,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, ValidationError
 
-from rag.article_dates import full_date
 from rag.errors import RagError
+from rag.ingest.article_dates import full_date
 from rag.models import Answer, Document, Filters, SearchResult
 from rag.settings import Settings
-from rag.timeline import Timeline, timeline_text
+from rag.temporal.timeline import Timeline, timeline_text
 from server.answering import Answering
 from server.errors import ApiError
 from server.runtime import Runtime, open_assistant

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
-from rag import store
 from rag.assistant import Assistant
 from rag.errors import RagError
+from rag.index import store
 from rag.models import BuildReport
 from rag.settings import Settings
 from server.messages import Built, Failure, decode, encode
@@ -138,7 +138,7 @@ def build_for_server(settings: Settings, embedder: Embedder | None = None) -> Bu
     time may open."""
     if not milvus_lite(settings):
         return build_in_child(settings)
-    from rag.indexing import build_index
+    from rag.index.indexing import build_index
 
     return build_index(settings, embedder=embedder, progress=False)
 
@@ -191,7 +191,7 @@ def build_in_child(settings: Settings) -> BuildReport:
 
 
 def _child_build(settings: Settings, send: Connection) -> None:
-    from rag.indexing import build_index
+    from rag.index.indexing import build_index
 
     logging.basicConfig(level=logging.WARNING, format="rag-rebuild: %(levelname)s %(message)s")
     reply: Built | Failure

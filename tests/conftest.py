@@ -13,7 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from rag.assistant import Assistant
 from rag.embedding import Embedder
-from rag.indexing import build_index
+from rag.index.indexing import build_index
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,11 +20,11 @@ import anyio
 import httpx
 import pytest
 
-from rag import store
 from rag.assistant import Assistant
 from rag.embedding import Embedder
 from rag.errors import QuestionError, RagError
-from rag.indexing import build_index
+from rag.index import store
+from rag.index.indexing import build_index
 from rag.models import BuildReport, Query, SearchQuery
 from rag.settings import Settings
 from server.answer_pool import (

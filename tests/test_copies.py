@@ -1,4 +1,5 @@
-"""Copies of a story wired through builds, retrieval, answers and the HTTP API (`rag.copies`):
+"""Copies of a story wired through builds, retrieval, answers and the HTTP API
+(`rag.ingest.copies`):
 real index builds over the seeds plus republished copies of them, the real model, a real
 server. A story is returned once, with `also_in` naming its copies at exact offsets; builds
 sign only what changed; an index built before copies were detected still loads."""
@@ -19,15 +20,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag import near_duplicates as nd
-from rag import store
 from rag.assistant import Assistant
-from rag.copies import CopySigner
-from rag.copy_record import groups_from, manifest_record
 from rag.embedding import Embedder
-from rag.indexing import build_index
+from rag.index import store
+from rag.index.indexing import build_index
+from rag.ingest import near_duplicates as nd
+from rag.ingest.copies import CopySigner
+from rag.ingest.copy_record import groups_from, manifest_record
 from rag.models import Answer, Document, Passage
-from rag.retrieval import Snapshot, dense_ranking
+from rag.retrieve.retrieval import Snapshot, dense_ranking
 from rag.settings import Settings
 from server.app import create_app
 from server.testing import live_server

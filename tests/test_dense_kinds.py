@@ -9,9 +9,9 @@ import numpy as np
 from rag.embedding import Embedder
 from rag.engines.base import RowFilter, exact_search
 from rag.engines.faiss_index import EXACT_FILTER_ROWS, FaissIndex
-from rag.indexing import build_index, dense_kind
+from rag.index.indexing import build_index, dense_kind
 from rag.models import Filters
-from rag.retrieval import Snapshot, retrieve
+from rag.retrieve.retrieval import Snapshot, retrieve
 from rag.settings import Settings
 
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import store
 from rag.assistant import Assistant
 from rag.embedding import Embedder
 from rag.errors import IndexStoreError
-from rag.indexing import build_index
+from rag.index import store
+from rag.index.indexing import build_index
 from rag.settings import Settings
 from tests.conftest import ROOT, SEEDS, make_settings
 
@@ -38,7 +38,7 @@ RAY_BIN = Path(sys.executable).parent / "ray"
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
 
-    from rag.distributed import shutdown_ray, start_local_ray
+    from rag.index.distributed import shutdown_ray, start_local_ray
 
     shutdown_ray()
     start_local_ray(num_cpus=2)
@@ -160,7 +160,7 @@ def _free_port() -> int:
 
 
 def test_build_on_a_separate_ray_head_process(tmp_path: Path, embedder: Embedder) -> None:
-    from rag.distributed import shutdown_ray
+    from rag.index.distributed import shutdown_ray
 
     shutdown_ray()  # a `rag index` process joins the head below as a driver
     port = _free_port()

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from rag.assistant import Assistant
-from rag.chunking import ChunkerConfig, chunk_with_sentences
 from rag.embedding import Embedder
-from rag.indexing import build_index
-from rag.loading import load_documents
+from rag.index.indexing import build_index
+from rag.ingest.chunking import ChunkerConfig, chunk_with_sentences
+from rag.ingest.loading import load_documents
 from rag.settings import Settings
 from tests.conftest import ROOT, SEEDS
 
@@ -116,7 +116,7 @@ def test_noop_index_imports_no_engine(tmp_path: Path) -> None:
         f"""
         import sys
         from pathlib import Path
-        from rag.indexing import build_index
+        from rag.index.indexing import build_index
         from rag.settings import Settings
         s = Settings(seeds_dir=Path({str(seeds)!r}), index_dir=Path({str(tmp_path / "i")!r}),
                      embed_backend="onnx")

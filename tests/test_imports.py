@@ -12,8 +12,8 @@ from typing import get_args
 
 import pytest
 
-from rag.indexing import build_index
-from rag.noop import EMBED_BACKENDS, IndexSettings, Listing, UpToDate, index_if_unchanged
+from rag.index.indexing import build_index
+from rag.index.noop import EMBED_BACKENDS, IndexSettings, Listing, UpToDate, index_if_unchanged
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def test_the_checker_finds_circles_and_upward_imports(tmp_path: Path) -> None:
 
 
 def test_caches_register_themselves_with_the_memory_report() -> None:
-    from rag import embedding, lexical, retrieval, short_answer, tokens  # noqa: F401
+    from rag.ingest import tokens  # noqa: F401
     from rag.memory import cache_stats
 
     names = {"lexical.stem", "lexical.stemmer", "short_answer.layout", "short_answer.stems"}

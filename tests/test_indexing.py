@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import store
 from rag.assistant import Assistant
 from rag.embedding import Embedder
 from rag.errors import CorpusError, IndexStoreError
-from rag.indexing import build_index
-from rag.retrieval import Snapshot, retrieve
+from rag.index import store
+from rag.index.indexing import build_index
+from rag.retrieve.retrieval import Snapshot, retrieve
 from rag.settings import Settings
 from tests.conftest import ROOT, SEEDS, make_settings
 
@@ -200,8 +200,8 @@ _KILLER = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from rag import store
-    from rag.indexing import build_index
+    from rag.index import store
+    from rag.index.indexing import build_index
     from rag.settings import Settings
 
     point = sys.argv[1]
@@ -226,7 +226,7 @@ _KILLER = textwrap.dedent(
             die()
         return real_fsync_tree(path)
 
-    from rag import writer
+    from rag.index import writer
     real_add_fresh = writer.VersionWriter.add_fresh
 
     def add_fresh(self, *a, **k):

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import ABSTAIN_TEXT
+from rag.answer.answering import ABSTAIN_TEXT
 from rag.assistant import Assistant
 from rag.embedding import Embedder
 from rag.events import DeltaEvent, DoneEvent, PassagesEvent, StreamEvent
-from rag.indexing import build_index
+from rag.index.indexing import build_index
+from rag.ingest.sentences import split_sentences
+from rag.ingest.tokens import cl100k
 from rag.llm import (
     MESSAGE_OVERHEAD_TOKENS,
     REPLY_PRIMING_TOKENS,
@@ -29,9 +31,7 @@ from rag.llm import (
 from rag.llm import client as llm_client
 from rag.llm import prompt as llm_prompt
 from rag.models import Answer, AnswerDraft
-from rag.sentences import split_sentences
 from rag.settings import Settings
-from rag.tokens import cl100k
 from tests import fake_openai
 from tests.fake_openai import FakeOpenAI, closed_port
 

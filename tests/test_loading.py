@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import CorpusError
-from rag.loading import load_document, load_documents, scan_files
+from rag.ingest.loading import load_document, load_documents, scan_files
 from rag.models import Document, LoadWarning
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -123,7 +123,7 @@ def test_invalid_utf8_replaced_with_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     write(tmp_path, "latin.txt", "Caf\xe9 society grows. It is a long story.".encode("latin-1"))
-    with caplog.at_level(logging.WARNING, logger="rag.loading"):
+    with caplog.at_level(logging.WARNING, logger="rag.ingest.loading"):
         docs, warnings = load_documents(tmp_path)
     assert docs[0].text.startswith("Caf\ufffd society")
     assert reasons_for(warnings, "latin.txt") == ["invalid UTF-8 bytes replaced"]
@@ -139,7 +139,7 @@ def test_binary_skipped_with_warning(tmp_path: Path, caplog: pytest.LogCaptureFi
     write(tmp_path, "ok.txt", BODY)
     write(tmp_path, "nul.txt", b"PK\x03\x04\x00\x00binary")
     write(tmp_path, "ctl.txt", bytes(range(1, 9)) * 50)
-    with caplog.at_level(logging.WARNING, logger="rag.loading"):
+    with caplog.at_level(logging.WARNING, logger="rag.ingest.loading"):
         docs, warnings = load_documents(tmp_path)
     assert [d.id for d in docs] == ["ok.txt"]
     assert "binary file" in reasons_for(warnings, "nul.txt")[0]
@@ -154,7 +154,7 @@ def test_empty_and_whitespace_skipped_with_warning(
     write(tmp_path, "empty.txt", "")
     write(tmp_path, "blank.md", " \n\t\r\n  ")
     write(tmp_path, "blank.html", "<html><head><title>T</title></head><body> <script>x</script>")
-    with caplog.at_level(logging.WARNING, logger="rag.loading"):
+    with caplog.at_level(logging.WARNING, logger="rag.ingest.loading"):
         docs, warnings = load_documents(tmp_path)
     assert [d.id for d in docs] == ["ok.txt"]
     for name in ("empty.txt", "blank.md", "blank.html"):
@@ -174,7 +174,7 @@ def test_hidden_and_other_extensions_ignored_silently(
     write(tmp_path, "image.png", b"\x89PNG\x00")
     write(tmp_path, "data.json", "{}")
     write(tmp_path, "README", BODY)
-    with caplog.at_level(logging.WARNING, logger="rag.loading"):
+    with caplog.at_level(logging.WARNING, logger="rag.ingest.loading"):
         docs, warnings = load_documents(tmp_path)
     assert [d.id for d in docs] == ["B.TXT", "a.txt", "c.Markdown"]
     assert warnings == []
@@ -190,7 +190,7 @@ def test_symlink_outside_skipped_with_warning(
     (seeds / "leak.txt").symlink_to(outside / "secret.txt")
     (seeds / "leakdir").symlink_to(outside, target_is_directory=True)
     (seeds / "alias.txt").symlink_to(seeds / "real.txt")
-    with caplog.at_level(logging.WARNING, logger="rag.loading"):
+    with caplog.at_level(logging.WARNING, logger="rag.ingest.loading"):
         docs, warnings = load_documents(seeds)
     assert [d.id for d in docs] == ["alias.txt", "real.txt"]
     assert "outside" in reasons_for(warnings, "leak.txt")[0]
@@ -215,7 +215,7 @@ def test_unreadable_file_skipped_with_warning(
     locked = write(tmp_path, "locked.txt", BODY)
     locked.chmod(0)
     try:
-        with caplog.at_level(logging.WARNING, logger="rag.loading"):
+        with caplog.at_level(logging.WARNING, logger="rag.ingest.loading"):
             docs, warnings = load_documents(tmp_path)
     finally:
         locked.chmod(0o644)
@@ -230,7 +230,7 @@ def test_file_deleted_after_scan_skipped_with_warning(
     write(tmp_path, "gone.txt", BODY)
     (path,) = scan_files(tmp_path)
     path.unlink()
-    with caplog.at_level(logging.WARNING, logger="rag.loading"):
+    with caplog.at_level(logging.WARNING, logger="rag.ingest.loading"):
         result = load_document(path, tmp_path)
     assert isinstance(result, LoadWarning)
     assert result.path == "gone.txt"

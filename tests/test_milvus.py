@@ -23,7 +23,6 @@ import httpx
 import numpy as np
 import pytest
 
-from rag import store
 from rag.embedding import Embedder
 from rag.engines import build_dense
 from rag.engines.base import Ranking, exact_search
@@ -39,9 +38,10 @@ from rag.engines.milvus_versions import (
     visible,
 )
 from rag.errors import IndexStoreError
-from rag.indexing import build_index
+from rag.index import store
+from rag.index.indexing import build_index
 from rag.models import Chunk, Filters
-from rag.retrieval import Snapshot, row_filter
+from rag.retrieve.retrieval import Snapshot, row_filter
 from rag.settings import Settings
 from server.app import create_app
 from server.testing import live_server
@@ -315,8 +315,8 @@ def test_incremental_build_writes_only_changed_articles(
 _KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    from rag import store
-    from rag.indexing import build_index
+    from rag.index import store
+    from rag.index.indexing import build_index
     from rag.settings import Settings
 
     def die(*args, **kwargs):

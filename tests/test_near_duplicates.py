@@ -1,4 +1,5 @@
-"""Wire copies and near-duplicates (`rag.near_duplicates`): copies of the seed articles made the
+"""Wire copies and near-duplicates (`rag.ingest.near_duplicates`): copies of the seed articles made
+the
 way republishers make them are folded, the BBC set's different stories never are (its genuine
 duplicates are), signatures are stable across processes and round-trip through bytes, spans
 map exactly; and the dated eval corpus (`eval/dated/`) agrees with its questions. Real data,
@@ -19,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import near_duplicates as nd
-from rag.alignment import align, map_span
-from rag.article_dates import full_date, parse_date
 from rag.evaluation.metrics import occurs
-from rag.loading import load_documents
-from rag.relative_dates import resolve_relative
-from rag.sentences import split_sentences
+from rag.ingest import near_duplicates as nd
+from rag.ingest.alignment import align, map_span
+from rag.ingest.article_dates import full_date, parse_date
+from rag.ingest.loading import load_documents
+from rag.ingest.sentences import split_sentences
+from rag.temporal.relative_dates import resolve_relative
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -202,7 +203,7 @@ def test_signature_round_trips_through_bytes() -> None:
 def test_signatures_are_the_same_in_another_process() -> None:
     """No salted `hash`: another interpreter with another hash seed signs identically."""
     code = (
-        "import sys; from pathlib import Path; from rag.near_duplicates import sign;"
+        "import sys; from pathlib import Path; from rag.ingest.near_duplicates import sign;"
         "print(sign(Path(sys.argv[1]).read_text(encoding='utf-8').strip()).to_bytes().hex())"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rag import store
 from rag.errors import RagError
+from rag.index import store
 from rag.settings import Settings
 from server.rebuild import build_in_child
 

@@ -19,9 +19,9 @@ import anyio
 import httpx
 import pytest
 
-from rag import store
 from rag.embedding import Embedder
-from rag.indexing import build_index
+from rag.index import store
+from rag.index.indexing import build_index
 from rag.settings import Settings
 from server.testing import wait_until_ready
 from tests.conftest import ROOT

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.sentences import Sentence, split_sentences
+from rag.ingest.sentences import Sentence, split_sentences
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 

@@ -440,8 +440,8 @@ def test_concurrent_questions_answer_as_alone(client: httpx.Client) -> None:
 def test_the_server_answers_with_query_threads(fresh_corpus: Settings) -> None:
     """`open_assistant` builds a missing index with `threads` (all cores) but embeds questions
     with `query_threads` (one by default), and the two settings stay apart."""
-    from rag import store
     from rag.embedding import pin_threads
+    from rag.index import store
     from server.runtime import open_assistant
 
     try:

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag import short_answer as sa
+from rag.answer import short_answer as sa
+from rag.answer.phrases import candidates
 from rag.evaluation.metrics import squad_exact_match, squad_f1, squad_normalise
-from rag.phrases import candidates
 
 
 def idf(term: str) -> float:

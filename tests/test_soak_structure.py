@@ -21,11 +21,12 @@ import anyio
 import httpx
 import pytest
 
-from rag import lexical, retrieval, short_answer
+from rag.answer import short_answer
 from rag.assistant import Assistant
 from rag.embedding import Embedder
-from rag.indexing import build_index
+from rag.index.indexing import build_index
 from rag.memory import SNAPSHOTS_BOUND, UNBOUNDED
+from rag.retrieve import lexical, retrieval
 from rag.settings import Settings
 from server.app import create_app
 from server.metrics import METHODS

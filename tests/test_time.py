@@ -20,10 +20,10 @@ from mcp import Client
 from rag.assistant import Assistant
 from rag.embedding import Embedder
 from rag.evaluation.runner import EvalConfig, run_eval
-from rag.indexing import build_index
+from rag.index.indexing import build_index
 from rag.models import Answer, Query
 from rag.settings import Settings
-from rag.time_scope import dates_of
+from rag.temporal.time_scope import dates_of
 from server.answering import Answering
 from server.app import create_app
 from server.mcp import at_once, build_mcp
@@ -323,7 +323,7 @@ def test_a_snapshots_date_table_goes_with_it(dated_settings: Settings) -> None:
     """The per-snapshot date table (and its LRUs) never keeps a snapshot alive: a swapped-out
     version is freed by reference counting alone, and the memory report lists the tables."""
     from rag.memory import cache_stats
-    from rag.retrieval import Snapshot
+    from rag.retrieve.retrieval import Snapshot
 
     before = cache_stats(index_dir=dated_settings.index_dir)["time_scope.tables"].size
     snap = Snapshot.load(dated_settings.index_dir)

@@ -1,4 +1,5 @@
-"""Time in questions (`rag.time_query`): the period a question names and whether it prefers the
+"""Time in questions (`rag.temporal.time_query`): the period a question names and whether it
+prefers the
 newest articles, for a fixed as_of; and the times article text states. Pure, no index."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from rag.time_query import Period, time_intent, time_mentions
+from rag.temporal.time_query import Period, time_intent, time_mentions
 
 AS_OF = dt.date(2024, 3, 20)  # a Wednesday
 D = dt.date

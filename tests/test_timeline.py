@@ -1,4 +1,5 @@
-"""Timelines and stories (`rag.timeline`, `rag.stories`) over the dated corpus (eval/dated/):
+"""Timelines and stories (`rag.temporal.timeline`, `rag.temporal.stories`) over the dated corpus
+(eval/dated/):
 a real index, the real model, and the real HTTP server, MCP endpoint and CLI. Events come
 oldest first, each quoting its article exactly; wire copies are folded into `also_in`; relative
 days count from a story's first publication; stories group copies and other reports of one
@@ -18,14 +19,14 @@ import pytest
 from click.testing import CliRunner
 from mcp import Client
 
-from rag import near_duplicates as nd
 from rag.assistant import Assistant
 from rag.embedding import Embedder
-from rag.indexing import build_index
-from rag.retrieval import Snapshot
+from rag.index.indexing import build_index
+from rag.ingest import near_duplicates as nd
+from rag.retrieve.retrieval import Snapshot
 from rag.settings import Settings
-from rag.stories import story_of
-from rag.timeline import Event, Timeline, period_start
+from rag.temporal.stories import story_of
+from rag.temporal.timeline import Event, Timeline, period_start
 from server.app import create_app
 from server.testing import live_server
 from tests.conftest import make_settings

@@ -14,7 +14,7 @@ import pytest
 
 from rag.assistant import Assistant
 from rag.embedding import Embedder
-from rag.indexing import build_index
+from rag.index.indexing import build_index
 from rag.settings import Settings
 from server.app import create_app
 from server.testing import live_server

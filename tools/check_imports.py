@@ -7,7 +7,8 @@ Every `.py` file under rag/, server/ and bench/ is parsed with `ast` (nothing is
 run). Every `import` statement counts, wherever it stands: at module level, inside a function
 (a lazy import), under `try`, or under `if TYPE_CHECKING:` — a circle that only shows at run
 time is still a circle. An edge goes to the deepest first-party module named (`from rag import
-store` → `rag.store`; `from rag.store import read_manifest` → `rag.store`); the implicit import
+store` → `rag.index.store`; `from rag.index.store import read_manifest` → `rag.index.store`); the
+implicit import
 of a parent package's `__init__` is not an edge. Circles are the strongly connected components
 of that graph with more than one module (or a module importing itself), each shown with one
 closed path through it.

@@ -47,7 +47,7 @@ class DenseIndex(Protocol):
 
 
 class LexicalIndex(Protocol):
-    """BM25 over the chunks' stemmed terms (see `rag.lexical.tokenize`)."""
+    """BM25 over the chunks' stemmed terms (see `rag.retrieve.lexical.tokenize`)."""
 
     def __len__(self) -> int: ...
 

@@ -272,7 +272,7 @@ def _corpus_folder(path: Path, distractors: Path | None, corpus_dir: Path | None
 
 
 def _build(settings: Settings, embedder: Embedder, n_docs: int, console: Console) -> None:
-    from rag.indexing import build_index
+    from rag.index.indexing import build_index
 
     console.print(f"[dim]indexing {n_docs} articles in {settings.index_dir} …[/dim]")
     report = build_index(settings, embedder=embedder, progress=None)

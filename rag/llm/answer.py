@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
-from rag.answering import ABSTAIN_TEXT
+from rag.answer.answering import ABSTAIN_TEXT
 from rag.llm.anchor import anchor
 from rag.llm.citations import CitationRewriter, ReasoningFilter, final_draft
 from rag.llm.client import LlmClient, LLMFailure

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from rag.answering import ABSTAIN_TEXT
+from rag.answer.answering import ABSTAIN_TEXT
 from rag.llm.prompt import PackedPassage
 from rag.models import AnswerDraft, Citation
 

@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rag.answering import ABSTAIN_TEXT
+from rag.answer.answering import ABSTAIN_TEXT
+from rag.ingest.sentences import split_sentences
+from rag.ingest.tokens import cl100k
 from rag.models import Passage
-from rag.sentences import split_sentences
-from rag.tokens import cl100k
 
 if TYPE_CHECKING:
     from rag.settings import Settings

@@ -2,7 +2,8 @@
 among the best sentences and decides whether the articles answer at all.
 
 The retrieved passages' sentences are scored as for the rule-based answer
-(`rag.answering.score_sentences`); the best `windows` distinct sentences are read by the reader
+(`rag.answer.answering.score_sentences`); the best `windows` distinct sentences are read by the
+reader
 as one batch. Its best span across them, by no-answer margin (span score − `[CLS]` score),
 decides:
 
@@ -12,7 +13,7 @@ decides:
   of reader.json; its sentence is cited first, followed by the best other sentences;
 - margin above 0 (a span likelier than "no answer") → the reader's sentence leads, with or
   without a short answer;
-- margin at or below 0 → the rule-based evidence check (`rag.answering`: evidence score,
+- margin at or below 0 → the rule-based evidence check (`rag.answer.answering`: evidence score,
   missing names and numbers, the kind of fact asked for) decides whether to abstain;
 - no span at all → abstain.
 
@@ -24,7 +25,7 @@ false abstentions on validation from 6.5 % to 2.0 % instead (at margin 0; docs/r
 
 `confidence` is that calibrated probability (for a model without a `decision`: the logistic of
 the margin, shown from margin `thresholds.show`).
-Invariants as in `rag.answering`: `document.text[c.start:c.end] == c.quote` for every
+Invariants as in `rag.answer.answering`: `document.text[c.start:c.end] == c.quote` for every
 citation and `document.text[short.start:short.end] == short.text` inside citation 1.
 """
 
@@ -36,7 +37,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rag.answering import (
+from rag.answer.answering import (
     ABSTAIN_TEXT,
     ScoredSentence,
     cite,
@@ -47,7 +48,7 @@ from rag.answering import (
 from rag.models import AnswerDraft, Passage, ShortAnswer
 from rag.reader.decision import features
 from rag.reader.runtime import Reader, WindowSpan
-from rag.retrieval import Snapshot
+from rag.retrieve.retrieval import Snapshot
 
 # A margin above 0 means the reader finds a span likelier than "no answer": then the rules'
 # refusal is overruled. Below it, the rules decide whether to abstain.
@@ -142,7 +143,7 @@ def reader_answer(
 ) -> AnswerDraft:
     """The reader's answer: its short answer's sentence first, or abstain.
 
-    `rules_abstain(scored)` is the rule-based evidence check (`rag.answering`, reusing these
+    `rules_abstain(scored)` is the rule-based evidence check (`rag.answer.answering`, reusing these
     scored sentences); it is asked only when
     the reader's margin is at most 0, and decides then (see the module docstring for why)."""
     reading = read(snap, question, qvec, passages, reader, windows=windows, context=context)

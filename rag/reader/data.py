@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.sentences import split_sentences
+from rag.ingest.sentences import split_sentences
 
 KINDS = ("answer", "impossible", "elsewhere", "beside")
 _WORD = re.compile(r"\w+")

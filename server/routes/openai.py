@@ -30,8 +30,8 @@ from fastapi.security import HTTPBearer
 
 from rag.errors import QuestionError, RagError
 from rag.events import DeltaEvent, DoneEvent
+from rag.ingest.tokens import cl100k
 from rag.models import Answer, Query
-from rag.tokens import cl100k
 from server.answering import AnsweringDep, AnswerStream
 from server.chat import (
     Plan,

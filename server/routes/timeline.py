@@ -2,7 +2,8 @@
 
 Each event is one sentence cited by its exact span (`document.text[start:end] == quote`), with
 the copies of its story folded into `also_in`; the stories the events belong to come beside
-them (`rag.timeline`, `rag.stories`). The query string carries the options of `/v1/search`
+them (`rag.temporal.timeline`, `rag.temporal.stories`). The query string carries the options of
+`/v1/search`
 (`top_k`, `mode`, `as_of`, and the filters as `doc_id`, `source` — both repeatable —
 `date_from`, `date_to`); a missing, empty or over-long `q` is a 422 naming `q`, a bad date one
 naming its field. The response carries the `as_of` and `period` it used, like `/v1/search`.
@@ -20,7 +21,7 @@ from fastapi import Query as QueryParam
 from fastapi.responses import Response
 
 from rag.models import Filters, Mode, SearchQuery
-from rag.timeline import TIMELINE_TOP_K, Timeline
+from rag.temporal.timeline import TIMELINE_TOP_K, Timeline
 from server.answering import AnsweringDep
 from server.errors import error_responses
 

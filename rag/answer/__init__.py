@@ -1,0 +1,1 @@
+"""Answer: sentences scored and cited, short answers by rules; the reader lives in rag.reader."""

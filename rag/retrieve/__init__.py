@@ -1,0 +1,1 @@
+"""Retrieve: a loaded index version (Snapshot) and hybrid ranking of passages for a question."""
