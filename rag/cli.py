@@ -145,7 +145,8 @@ def _filters(
 
 
 def _query_command(f: Any) -> Any:
-    """Add the retrieval options; the command receives them as one `Query`."""
+    """Add the retrieval options and `--index`; the command receives the assistant of that
+    index and the options as one `Query`."""
 
     @functools.wraps(f)
     @click.pass_context
@@ -160,10 +161,12 @@ def _query_command(f: Any) -> Any:
         as_json: bool,
         **options: Any,
     ) -> Any:
+        from rag.assistant import Assistant
         from rag.models import Query
 
         query = Query.of(question, filters=_filters(doc, source, since, until), **options)
-        return f(ctx, query, index_dir=index_dir, as_json=as_json)
+        assistant = Assistant.open(settings=_settings(ctx, index_dir=index_dir))
+        return f(assistant, query, as_json=as_json)
 
     for opt in reversed(
         [
@@ -191,11 +194,8 @@ def _query_command(f: Any) -> Any:
 @cli.command("search")
 @click.argument("question", metavar="QUERY")
 @_query_command
-def search_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: bool) -> None:
+def search_cmd(assistant: Any, query: Any, as_json: bool) -> None:
     """Rank passages for QUERY (no answer)."""
-    from rag.assistant import Assistant
-
-    assistant = Assistant.open(settings=_settings(ctx, index_dir=index_dir))
     result = assistant.search(query)
     if as_json:
         _echo_json(result.model_dump(mode="json"))
@@ -208,12 +208,10 @@ def search_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: 
 @cli.command("timeline")
 @click.argument("question", metavar="QUERY")
 @_query_command
-def timeline_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: bool) -> None:
+def timeline_cmd(assistant: Any, query: Any, as_json: bool) -> None:
     """Dated events for QUERY (a question or a name), oldest first, each a cited sentence."""
-    from rag.assistant import Assistant
     from rag.temporal.timeline import timeline_text
 
-    assistant = Assistant.open(settings=_settings(ctx, index_dir=index_dir))
     found = assistant.timeline(query)
     click.echo(found.model_dump_json(indent=2) if as_json else timeline_text(found))
 
@@ -222,11 +220,8 @@ def timeline_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json
 @click.argument("question")
 @_query_command
 @click.option("--answerer", type=ANSWERERS, help="Who writes answers.")
-def ask_cmd(ctx: click.Context, query: Any, index_dir: Path | None, as_json: bool) -> None:
+def ask_cmd(assistant: Any, query: Any, as_json: bool) -> None:
     """Answer QUESTION from the articles, citing exact source spans."""
-    from rag.assistant import Assistant
-
-    assistant = Assistant.open(settings=_settings(ctx, index_dir=index_dir))
     events = assistant.stream_ask(query)
     from rag.display import print_answer_stream
 

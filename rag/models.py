@@ -190,23 +190,40 @@ ALSO_IN_DESCRIPTION = (
 )
 
 
-class Passage(BaseModel):
-    """A retrieved span of one document: one chunk, less any text a better passage returned."""
+class DocumentRef(BaseModel):
+    """One document by id, with its title, source and date."""
 
     doc_id: str
     title: str
     source: str | None = None
     date: str | None = Field(None, description=DATE_DESCRIPTION)
     date_source: DateSource | None = Field(None, description=DATE_SOURCE_DESCRIPTION)
+
+    @classmethod
+    def of(cls, doc: Document, **fields: Any) -> Self:
+        """One about `doc` (its id, title, source and date), with `fields` besides."""
+        shared = {f: getattr(doc, f) for f in ("title", "source", "date", "date_source")}
+        return cls(doc_id=doc.id, **shared, **fields)
+
+
+class DocumentSpan(DocumentRef):
+    """Characters `[start, end)` of one document's text, scored, with the copies of the story
+    it also stands in: what a passage, a citation and a timeline event have in common."""
+
     start: int
     end: int
-    text: str
     score: float
+    also_in: list[AlsoIn] = Field(default_factory=list, description=ALSO_IN_DESCRIPTION)
+
+
+class Passage(DocumentSpan):
+    """A retrieved span of one document: one chunk, less any text a better passage returned."""
+
+    text: str
     rank: int
     chunk_id: str
     dense_score: float | None = None
     bm25_score: float | None = None
-    also_in: list[AlsoIn] = Field(default_factory=list, description=ALSO_IN_DESCRIPTION)
 
 
 class ResolvedDate(BaseModel):
@@ -230,20 +247,11 @@ class Period(BaseModel):
     until: dt.date | None = None
 
 
-class Citation(BaseModel):
+class Citation(DocumentSpan):
     """What marker `[n]` in an answer points at: `quote == document.text[start:end]`."""
 
     n: int
-    doc_id: str
-    title: str
-    source: str | None = None
-    date: str | None = Field(None, description=DATE_DESCRIPTION)
-    date_source: DateSource | None = Field(None, description=DATE_SOURCE_DESCRIPTION)
-    start: int
-    end: int
     quote: str
-    score: float
-    also_in: list[AlsoIn] = Field(default_factory=list, description=ALSO_IN_DESCRIPTION)
     resolved_dates: list[ResolvedDate] = Field(
         default_factory=list,
         description="Days the quote names relative to its article's date, resolved (offsets "

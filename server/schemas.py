@@ -21,6 +21,7 @@ from rag.models import (
     BuildReport,
     DateSource,
     Document,
+    DocumentRef,
     Query,
     SearchQuery,
 )
@@ -109,24 +110,8 @@ class DocumentInfo(BaseModel):
         )
 
 
-class DocumentCopy(BaseModel):
+class DocumentCopy(DocumentRef):
     """Another publication of the same story (a republished wire copy, a trimmed reprint)."""
-
-    doc_id: str
-    title: str
-    source: str | None = None
-    date: str | None = Field(None, description=DATE_DESCRIPTION)
-    date_source: DateSource | None = Field(None, description=DATE_SOURCE_DESCRIPTION)
-
-    @classmethod
-    def of(cls, doc: Document) -> DocumentCopy:
-        return cls(
-            doc_id=doc.id,
-            title=doc.title,
-            source=doc.source,
-            date=doc.date,
-            date_source=doc.date_source,
-        )
 
 
 class DocumentDetail(DocumentInfo):

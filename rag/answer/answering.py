@@ -254,21 +254,20 @@ def extractive_answer(
 
 def cite(snap: Snapshot, chosen: Sequence[ScoredSentence]) -> tuple[list[Citation], str]:
     """Citations [1]..[n] of the chosen sentences and the answer text quoting them in order."""
-    citations = [_cite(snap, n, s) for n, s in enumerate(chosen, start=1)]
+    citations = [cite_one(snap, n, s) for n, s in enumerate(chosen, start=1)]
     return citations, " ".join(f"{_SPACES.sub(' ', c.quote)} [{c.n}]" for c in citations)
 
 
-def _cite(snap: Snapshot, n: int, s: ScoredSentence) -> Citation:
+def cite_one(snap: Snapshot, n: int, s: ScoredSentence, *, earlier: bool = False) -> Citation:
+    """Citation `[n]` quoting sentence `s` of its document (`earlier`: an older claim shown
+    for context)."""
     doc = snap.docs[s.doc_id]
-    return Citation(
+    return Citation.of(
+        doc,
         n=n,
-        doc_id=doc.id,
-        title=doc.title,
-        source=doc.source,
-        date=doc.date,
-        date_source=doc.date_source,
         start=s.start,
         end=s.end,
         quote=doc.text[s.start : s.end],
         score=round(s.score, 4),
+        earlier=earlier,
     )

@@ -129,6 +129,11 @@ def _first_sentence(answer: Answer, q: EvalQuestion) -> float | None:
     return squad_f1(answer.citations[0].quote, q.answers)
 
 
+def _answerable_mean(field: str) -> Callable[[Records], float | None]:
+    """The mean of one record field over the answerable questions."""
+    return lambda records: mean(getattr(r, field) for r in answerable_records(records))
+
+
 def _latency(q: float) -> Callable[[Records], float | None]:
     return lambda records: percentile([r.latency_ms for r in records], q)
 
@@ -171,7 +176,7 @@ METRICS: tuple[Metric, ...] = (
         f"source doc recall@{DOC_RECALL_K}",
         flag="min-doc-recall",
         flag_help=f"source document recall@{DOC_RECALL_K}",
-        summarise=lambda records: mean(r.doc_recall for r in answerable_records(records)),
+        summarise=_answerable_mean("doc_recall"),
     ),
     Metric(
         "answer_contains",
@@ -179,14 +184,14 @@ METRICS: tuple[Metric, ...] = (
         section="answers · answerable",
         flag="min-answer",
         flag_help="answer containment",
-        summarise=lambda records: mean(r.contains for r in answerable_records(records)),
+        summarise=_answerable_mean("contains"),
     ),
     Metric(
         "answer_f1",
         "token F1",
         flag="min-f1",
         flag_help="answer token F1",
-        summarise=lambda records: mean(r.f1 for r in answerable_records(records)),
+        summarise=_answerable_mean("f1"),
     ),
     Metric(
         "llm_fallback",
@@ -236,7 +241,7 @@ METRICS: tuple[Metric, ...] = (
         section="citations",
         flag="min-citation-source",
         flag_help="share of answers citing only listed sources",
-        summarise=lambda records: mean(r.citations_in_source for r in answerable_records(records)),
+        summarise=_answerable_mean("citations_in_source"),
     ),
     Metric(
         "quote_exact",

@@ -303,12 +303,8 @@ def merge_passages(
         c = snap.chunks[row]
         doc = snap.docs[c.doc_id]
         passages.append(
-            Passage(
-                doc_id=doc.id,
-                title=doc.title,
-                source=doc.source,
-                date=doc.date,
-                date_source=doc.date_source,
+            Passage.of(
+                doc,
                 start=start,
                 end=end,
                 text=doc.text[start:end],

@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from rag.ingest.article_dates import full_date
-from rag.models import DATE_DESCRIPTION, DateSource, Document
+from rag.models import Document, DocumentRef
 from rag.retrieve.retrieval import Snapshot
 from rag.retrieve.snapshot_cache import SnapshotCache
 
@@ -45,14 +45,9 @@ STORY_SIMILARITY = 0.88
 MAX_STORY_REPORTS = 64  # a story's walk stops here (a bound on the cost of one story)
 
 
-class StoryArticle(BaseModel):
+class StoryArticle(DocumentRef):
     """One article of a story."""
 
-    doc_id: str
-    title: str
-    source: str | None = None
-    date: str | None = Field(None, description=DATE_DESCRIPTION)
-    date_source: DateSource | None = None
     copy_of: str | None = Field(
         None, description="The article this one republishes (its copy group's canonical)."
     )
@@ -179,16 +174,7 @@ def story_of(snap: Snapshot, doc_id: str) -> Story:
     for d in docs:
         canonical = snap.canonical_of(d.id)
         copy_of = canonical if canonical != d.id else None
-        members.append(
-            StoryArticle(
-                doc_id=d.id,
-                title=d.title,
-                source=d.source,
-                date=d.date,
-                date_source=d.date_source,
-                copy_of=copy_of,
-            )
-        )
+        members.append(StoryArticle.of(d, copy_of=copy_of))
     return Story(
         id=reports[0],
         title=snap.docs[reports[0]].title,

@@ -41,6 +41,7 @@ from rag.answer.answering import (
     ABSTAIN_TEXT,
     ScoredSentence,
     answer_type,
+    cite_one,
     score_sentences,
     sentence_key,
 )
@@ -152,7 +153,7 @@ def _earlier(
                 continue
             text = snap.docs[s.doc_id].text[s.start : s.end]
             if older_claim(s.doc_id, text) and sentence_key(snap, s) not in quoted:
-                cites.append(_citation(snap, len(cites) + 1, s, text))
+                cites.append(cite_one(snap, len(cites) + 1, s, earlier=True))
                 break
     return _replace(draft, citations=cites)
 
@@ -160,23 +161,6 @@ def _earlier(
 def _claim_lexical(scored: list[ScoredSentence]) -> float:
     """How much of the question's terms a sentence must hold to be a claim about it."""
     return CLAIM_LEXICAL * max(s.lexical for s in scored)
-
-
-def _citation(snap: Snapshot, n: int, s: ScoredSentence, text: str) -> Citation:
-    doc = snap.docs[s.doc_id]
-    return Citation(
-        n=n,
-        doc_id=doc.id,
-        title=doc.title,
-        source=doc.source,
-        date=doc.date,
-        date_source=doc.date_source,
-        start=s.start,
-        end=s.end,
-        quote=text,
-        score=round(s.score, 4),
-        earlier=True,
-    )
 
 
 def _stale(table: DateTable, draft: AnswerDraft, scope: TimeScope) -> str | None:

@@ -46,13 +46,9 @@ from rag.answer.answering import ScoredSentence, score_sentences
 from rag.ingest.article_dates import full_date
 from rag.ingest.near_duplicates import body_start
 from rag.models import (
-    ALSO_IN_DESCRIPTION,
     AS_OF_DESCRIPTION,
-    DATE_DESCRIPTION,
-    DATE_SOURCE_DESCRIPTION,
     PERIOD_DESCRIPTION,
-    AlsoIn,
-    DateSource,
+    DocumentSpan,
     Filters,
     Mode,
     Passage,
@@ -71,7 +67,7 @@ SAME_DAY_MARGIN = 0.2  # one dated by its article alone: within this of its arti
 MIN_WORDS = 4  # shorter sentences ("(end)", "Seven ballots.") are not events
 
 
-class Event(BaseModel):
+class Event(DocumentSpan):
     """One dated event: a sentence of an article, cited by its exact span."""
 
     event_date: str | None = Field(
@@ -86,16 +82,7 @@ class Event(BaseModel):
         None, description="The words of the quote that name the event's day, when they do."
     )
     story: str = Field(description="The id of the story it belongs to (see `stories`).")
-    doc_id: str
-    title: str
-    source: str | None = None
-    date: str | None = Field(None, description=DATE_DESCRIPTION)
-    date_source: DateSource | None = Field(None, description=DATE_SOURCE_DESCRIPTION)
-    start: int
-    end: int
     quote: str
-    score: float
-    also_in: list[AlsoIn] = Field(default_factory=list, description=ALSO_IN_DESCRIPTION)
 
 
 class Timeline(BaseModel):
@@ -242,16 +229,12 @@ def _first(key: Any, seen: set[Any]) -> bool:
 
 def _event(snap: Snapshot, c: _Candidate, story: str) -> Event:
     doc = snap.docs[c.scored.doc_id]
-    return Event(
+    return Event.of(
+        doc,
         event_date=c.event_date,
         event_date_basis=c.basis,
         relative=c.relative,
         story=story,
-        doc_id=doc.id,
-        title=doc.title,
-        source=doc.source,
-        date=doc.date,
-        date_source=doc.date_source,
         start=c.start,
         end=c.scored.end,
         quote=doc.text[c.start : c.scored.end],
