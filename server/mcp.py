@@ -40,7 +40,14 @@ from rag.temporal.timeline import Timeline, timeline_text
 from server.answering import Answering
 from server.errors import ApiError
 from server.runtime import Runtime, open_assistant
-from server.schemas import AskRequest, DocumentInfo, DocumentPage, SearchRequest
+from server.schemas import (
+    AskRequest,
+    DocumentCopy,
+    DocumentDetail,
+    DocumentInfo,
+    DocumentPage,
+    SearchRequest,
+)
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -99,6 +106,12 @@ class DocumentSpan(DocumentInfo):
     start: int
     end: int
     text: str
+    canonical: str | None = Field(
+        None, description=DocumentDetail.model_fields["canonical"].description
+    )
+    copies: list[DocumentCopy] = Field(
+        default_factory=list, description=DocumentDetail.model_fields["copies"].description
+    )
 
 
 def _answer_text(answer: Answer) -> str:
@@ -148,7 +161,16 @@ def _date_text(date: str | None, source: str | None) -> str:
 
 
 def _span_text(span: DocumentSpan) -> str:
-    return f"{span.title} ({span.id} [{span.start}:{span.end}] of {span.length})\n\n{span.text}"
+    head = [
+        f"{span.title} ({span.id} [{span.start}:{span.end}] of {span.length}, "
+        f"{span.source or 'unknown source'}, {_date_text(span.date, span.date_source)})"
+    ]
+    original = span.canonical if span.canonical != span.id else None
+    for c in span.copies:
+        role = "republished copy of" if c.doc_id == original else "also published as"
+        dated = _date_text(c.date, c.date_source)
+        head.append(f"{role}: {c.doc_id} ({c.source or 'unknown source'}, {dated})")
+    return "\n".join(head) + f"\n\n{span.text}"
 
 
 def _result(model: BaseModel, text: str) -> CallToolResult:
@@ -289,12 +311,14 @@ def _document_tool(backend: Backend) -> Callable[..., Awaitable[CallToolResult]]
         start: Annotated[int | None, Field(ge=0, description="Span start (default 0).")] = None,
         end: Annotated[int | None, Field(ge=0, description="Span end (default: the end).")] = None,
     ) -> Annotated[CallToolResult, DocumentSpan]:
-        """A document's metadata and text, or only the span [start, end) of it (e.g. a
-        citation's). Offsets are characters of the text every citation refers to."""
+        """A document's metadata (date, date_source, and the other publications of its story:
+        canonical, copies) and text, or only the span [start, end) of it (e.g. a citation's).
+        Offsets are characters of the text every citation refers to."""
         try:
-            doc = (await backend()).rt.ready().document(doc_id)
+            snap = (await backend()).rt.ready().snapshot  # the document and its copies: one index
         except (RagError, ApiError) as exc:
             raise _tool_error(exc) from None
+        doc = snap.docs.get(doc_id)
         if doc is None:
             raise ToolError(f"invalid doc_id: no document {doc_id!r} in the index")
         lo = 0 if start is None else start
@@ -303,7 +327,9 @@ def _document_tool(backend: Backend) -> Callable[..., Awaitable[CallToolResult]]
             raise ToolError(
                 f"invalid span: need 0 <= start <= end <= {len(doc.text)}, got [{lo}, {hi})"
             )
-        info = DocumentInfo.of(doc).model_dump()
+        copies = [snap.docs[c] for c in snap.copies_of(doc_id)]
+        detail = DocumentDetail.of(doc, copies, snap.canonical_of(doc_id))
+        info = detail.model_dump(exclude={"text"})
         span = DocumentSpan(**info, start=lo, end=hi, text=doc.text[lo:hi])
         return _result(span, _span_text(span))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rag.models import (
     ALSO_IN_DESCRIPTION,
@@ -115,7 +115,7 @@ class ChatCompletionRequest(BaseModel):
     """OpenAI's chat-completions request. Unknown fields are accepted and ignored, as are
     sampling and length controls (the answer is extracted or grounded, not sampled freely).
     `top_k`, `mode`, `filters` and `as_of` are this service's extensions (the `/v1/ask`
-    fields)."""
+    fields); `as_of` may also come as `metadata.as_of`."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -139,10 +139,24 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: int | None = Field(None, description="Accepted and ignored.")
     max_completion_tokens: int | None = Field(None, description="Accepted and ignored.")
     user: str | None = Field(None, description="Accepted and ignored.")
+    metadata: dict[str, Any] | None = Field(
+        None, description="OpenAI's metadata: ignored, except `as_of` when the body has none."
+    )
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve (default 5).")
     mode: Mode | None = Field(None, description="Retrieval mode (default hybrid).")
     filters: Filters | None = None
     as_of: dt.date | None = Field(None, description=SearchQuery.model_fields["as_of"].description)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_of_from_metadata(cls, data: Any) -> Any:
+        """`metadata.as_of` (OpenAI clients pass it as `metadata={"as_of": ...}`) stands for
+        `as_of` when the body field is absent; validated as it, so a bad one names `as_of`."""
+        if isinstance(data, dict) and data.get("as_of") is None:
+            meta = data.get("metadata")
+            if isinstance(meta, dict) and meta.get("as_of") is not None:
+                return {**data, "as_of": meta["as_of"]}
+        return data
 
 
 def unsupported_param(req: ChatCompletionRequest) -> tuple[str, str] | None:

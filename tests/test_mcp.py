@@ -19,12 +19,18 @@ from mcp import Client, StdioServerParameters
 
 from rag.assistant import Assistant
 from rag.settings import Settings
+from server.answering import Answering
 from server.app import create_app
+from server.mcp import at_once, build_mcp
+from server.runtime import Runtime
 from server.schemas import AskRequest, SearchRequest
 from server.testing import live_server
+from tests import test_timeline
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
+# The dated corpus's fixtures (wire copies), made visible to pytest in this module.
+dated_settings, dated = test_timeline.dated_settings, test_timeline.dated
 
 QUESTION = "Who chairs the Arab Parliament?"
 TOOLS = {"search_articles", "ask", "get_document", "list_documents", "timeline"}
@@ -170,3 +176,39 @@ def test_rag_mcp_without_an_index_fails_in_one_line(tmp_path: Any) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: no index at") and len(proc.stderr.splitlines()) == 1
     assert proc.stdout == ""
+
+
+def test_get_document_gives_dates_and_copies(dated_settings: Settings, dated: Assistant) -> None:
+    """`get_document` carries the article's date, date_source, canonical and copies, as
+    `GET /v1/documents/{id}` does, also for a span."""
+    copy_id, original_id = test_timeline.MENAFN_2022, test_timeline.MNA_2022
+    snap = dated.snapshot
+
+    async def run() -> None:
+        mcp = build_mcp(at_once(Answering(Runtime(dated_settings, dated))))
+        async with Client(mcp) as client:
+            got = await client.call_tool("get_document", {"doc_id": copy_id, "start": 0, "end": 40})
+            assert not got.is_error
+            span = got.structured_content
+            doc = snap.docs[copy_id]
+            assert span["text"] == doc.text[:40]
+            assert (span["date"], span["date_source"]) == (doc.date, doc.date_source)
+            assert span["date_source"] == "dateline" and span["date"] == "--03-14"
+            assert span["canonical"] == original_id
+            assert [c["doc_id"] for c in span["copies"]] == [original_id]
+            mna = snap.docs[original_id]
+            assert span["copies"][0] == {
+                "doc_id": original_id,
+                "title": mna.title,
+                "source": mna.source,
+                "date": mna.date,
+                "date_source": mna.date_source,
+            }
+            assert f"republished copy of: {original_id}" in got.content[0].text
+            whole = (await client.call_tool("get_document", {"doc_id": original_id})).content
+            assert f"also published as: {copy_id}" in whole[0].text
+            alone = await client.call_tool("get_document", {"doc_id": test_timeline.POLL})
+            assert alone.structured_content["canonical"] is None
+            assert alone.structured_content["copies"] == []
+
+    anyio.run(run)

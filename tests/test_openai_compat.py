@@ -185,6 +185,26 @@ def test_bad_requests_name_the_param(
     assert err.message
 
 
+def test_as_of_from_metadata(client: openai.OpenAI) -> None:
+    """OpenAI's `metadata.as_of` stands for the `as_of` body field when that is absent; a bad
+    one is a 400 naming `as_of`, as the body field's is."""
+    asked = {"model": MODEL, "messages": [user(QUESTION)]}
+    done = client.chat.completions.create(**asked, metadata={"as_of": "2024-06-01"})
+    assert extra(done, "as_of") == "2024-06-01"
+    both = client.chat.completions.create(
+        **asked, metadata={"as_of": "2024-06-01", "run": "x"}, extra_body={"as_of": "2024-05-01"}
+    )
+    assert extra(both, "as_of") == "2024-05-01"  # the body field wins
+    for bad in ({"metadata": {"as_of": "soon"}}, {"extra_body": {"as_of": "2024-02-30"}}):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(**asked, **bad)
+        assert info.value.param == "as_of" and info.value.type == "invalid_request_error"
+    streamed = client.chat.completions.create(
+        **asked, metadata={"as_of": "2024-06-01"}, stream=True
+    )
+    assert [extra(c, "as_of") for c in streamed if extra(c, "as_of")][-1] == "2024-06-01"
+
+
 def test_unknown_model_is_not_found(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         client.chat.completions.create(model="gpt-4o", messages=[user(QUESTION)])

@@ -24,7 +24,9 @@ const OPTION_FIELDS = [
   ["source", "opt-source", "filters.sources"],
   ["from", "opt-from", "filters.date_from"],
   ["to", "opt-to", "filters.date_to"],
+  ["as_of", "as-of", "as_of"], // beside the question, not among the options
 ];
+const IN_OPTIONS = (id) => id !== "question" && id !== "as-of";
 
 function defaults() {
   const c = app.config || {};
@@ -54,7 +56,7 @@ export function fillOptions(params) {
   let custom = false;
   for (const [key, id] of OPTION_FIELDS) {
     const value = params.get(key);
-    if (value !== null && value !== dflt[key]) custom = true;
+    if (value !== null && value !== dflt[key] && IN_OPTIONS(id)) custom = true;
     const input = $(id);
     const wanted = value !== null ? value : (dflt[key] || "");
     if (input.tagName === "SELECT" && ![...input.options].some((o) => o.value === wanted)) continue;
@@ -79,6 +81,7 @@ function askBody() {
   if ($("opt-from").value) filters.date_from = $("opt-from").value;
   if ($("opt-to").value) filters.date_to = $("opt-to").value;
   if (Object.keys(filters).length) body.filters = filters;
+  if ($("as-of").value) body.as_of = $("as-of").value; // empty: the server's day (today)
   return body;
 }
 
@@ -97,7 +100,7 @@ function markInvalid(fields) {
     const id = path === "question" ? "question" : hit && hit[1];
     if (!id) continue;
     $(id).setAttribute("aria-invalid", "true");
-    if (id !== "question") $("options").open = true;
+    if (IN_OPTIONS(id)) $("options").open = true;
   }
 }
 
@@ -277,7 +280,7 @@ export function initAsk() {
   $("ask-form").addEventListener("submit", (e) => { e.preventDefault(); ask(); });
   $("opt-reset").addEventListener("click", () => {
     const dflt = defaults();
-    for (const [key, id] of OPTION_FIELDS) $(id).value = dflt[key] || "";
+    for (const [key, id] of OPTION_FIELDS) if (IN_OPTIONS(id)) $(id).value = dflt[key] || "";
     markInvalid([]);
   });
   $("opt-doc").addEventListener("input", suggestDocuments);

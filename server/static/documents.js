@@ -91,7 +91,7 @@ export function initDocuments() {
     markActiveRow(null);
     if (row) row.focus();
     else $("documents-title").focus();
-  });
+  }, openDocument);
   $("doc-search").addEventListener("submit", (e) => {
     e.preventDefault();
     const params = new URLSearchParams({ view: "documents" });

@@ -20,7 +20,7 @@ function eventDate(iso) {
   return iso;
 }
 
-/** The /v1/timeline query string for an /v1/ask body (question, mode, top_k, filters). */
+/** The /v1/timeline query string for an /v1/ask body (question, mode, filters, as_of). */
 function timelineParams(body) {
   const params = new URLSearchParams({ q: body.question });
   if (body.mode) params.set("mode", body.mode);
@@ -29,6 +29,7 @@ function timelineParams(body) {
   for (const s of f.sources || []) params.append("source", s);
   if (f.date_from) params.set("date_from", f.date_from);
   if (f.date_to) params.set("date_to", f.date_to);
+  if (body.as_of) params.set("as_of", body.as_of);
   return params;
 }
 

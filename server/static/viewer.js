@@ -6,9 +6,34 @@
 import { getDocument } from "./api.js";
 import { el, fmt, put, showError } from "./dom.js";
 
-/** A panel showing one article, optionally with the span [start, end) in a <mark>. */
-export function makeViewer(root, placeholderText, onClose) {
+const docHref = (id) => `/?${new URLSearchParams({ view: "documents", open: id })}`;
+
+/** A link to another publication of the story (`c` a DocumentDetail copy); `open(id)` opens it. */
+function copyLink(c, open) {
+  const who = c.source || "source not stated";
+  return el("a", { href: docHref(c.doc_id), "aria-label": `Open ${c.title} (${who})`,
+    onclick: (e) => { e.preventDefault(); open(c.doc_id); } }, c.date ? `${who}, ${fmt.date(c.date)}` : who);
+}
+
+/** The "Republished copy of" / "Also published by" rows of an article with copies. */
+function copyRows(doc, open) {
+  const copies = doc.copies || [];
+  if (!copies.length) return [];
+  const original = doc.canonical && doc.canonical !== doc.id
+    ? copies.find((c) => c.doc_id === doc.canonical) : null;
+  const others = copies.filter((c) => c !== original);
+  const list = (cs) => el("ul", { class: "copies" }, cs.map((c) => el("li", {}, copyLink(c, open))));
+  return [
+    original ? ["Republished copy of", copyLink(original, open)] : null,
+    others.length ? ["Also published by", list(others)] : null,
+  ];
+}
+
+/** A panel showing one article, optionally with the span [start, end) in a <mark>. Links to
+    the article's copies open them here, or through `onOpen(id)` when given. */
+export function makeViewer(root, placeholderText, onClose, onOpen = null) {
   let generation = 0;
+  const openCopy = (id) => (onOpen ? onOpen(id) : show(id, null));
 
   function clear() {
     generation += 1;
@@ -25,6 +50,7 @@ export function makeViewer(root, placeholderText, onClose) {
       ["Source", doc.source || "not stated"],
       ["Date", fmt.date(doc.date, doc.date_source, "not stated")],
       doc.dateline ? ["Dateline", doc.dateline] : null,
+      ...copyRows(doc, openCopy),
       ["Document", el("code", { text: doc.id })],
       ["Length", `${fmt.int(text.length)} characters`],
     ];
