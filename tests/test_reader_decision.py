@@ -74,3 +74,33 @@ def test_features_of_a_real_reading(assistant) -> None:
     others = [s for s in reading.spans if s.window != best.window]
     for s in others:  # a weaker window's gap is the best one's, negated
         assert features(s, reading.spans, "x")["gap"] == pytest.approx(-f["gap"])
+
+
+def test_a_model_without_a_decision_shows_by_margin_and_a_bad_one_is_one_clear_error(
+    tmp_path, assistant
+) -> None:
+    import shutil
+
+    from rag.errors import RagError
+    from rag.reader.answer import judge, read
+    from rag.reader.runtime import Reader
+
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, folder)
+    meta = json.loads((folder / "reader.json").read_text())
+    (folder / "reader.json").write_text(json.dumps({**meta, "decision": None}))
+    reader = Reader(folder)
+    assert reader.show_model is None
+    q = "Who is the chairman of the Arab Parliament?"
+    qvec = assistant.embed([q])[0]
+    passages = assistant.search(q, query_vector=qvec).passages
+    reading = read(assistant.snapshot, q, qvec, passages, reader, windows=2)
+    best = reading.best()
+    show, confidence = judge(reader, reading, best, "x")
+    assert show == (best.margin >= reader.show_threshold)
+    assert confidence == pytest.approx(1 / (1 + 2.718281828459045 ** -best.margin), abs=1e-3)
+
+    broken = {**meta["decision"], "weights": meta["decision"]["weights"][:-1]}
+    (folder / "reader.json").write_text(json.dumps({**meta, "decision": broken}))
+    with pytest.raises(RagError, match="unreadable decision"):
+        Reader(folder)

@@ -83,6 +83,9 @@ class ShowModel:
                     tuple(d["weights"]), float(d["bias"]), float(d["threshold"]))
         if model.names != FEATURES:
             raise ValueError(f"reader.json decision features {model.names} != {FEATURES}")
+        if not len(model.mean) == len(model.scale) == len(model.weights) == len(FEATURES):
+            raise ValueError(f"reader.json decision needs {len(FEATURES)} means, scales and "
+                             "weights")
         return model
 
     def to_meta(self) -> dict[str, Any]:
