@@ -39,7 +39,7 @@ from rag.models import (
 )
 from rag.retrieve.retrieval import Snapshot
 from rag.settings import Settings, load_settings
-from rag.temporal.time_answer import answer_in_time, with_days
+from rag.temporal.time_answer import answer_in_time
 
 if TYPE_CHECKING:
     from rag.llm import LlmClient
@@ -310,21 +310,16 @@ class Assistant:
         t2 = time.perf_counter()
         yield PassagesEvent(passages)
 
-        extractive = functools.partial(self._extractive, snap, q.question, qvec, passages)
+        answer = functools.partial(self._extractive, snap, q.question, qvec)
+        in_time = functools.partial(answer_in_time, snap, scope, q.question, qvec, passages, answer)
         if q.answerer == "llm":
-            from rag.llm import stream_answer
+            from rag.temporal.time_llm import stream_llm
 
-            draft: AnswerDraft | None = None
-            for item in stream_answer(self.llm_client(), q.question, passages, extractive):
-                if isinstance(item, str):
-                    yield DeltaEvent(item)
-                else:
-                    draft = item
-            assert draft is not None
-            draft = with_days(snap, draft)
+            draft = yield from stream_llm(
+                self.llm_client(), snap, scope, q.question, qvec, passages, in_time
+            )
         else:
-            answer = functools.partial(self._extractive, snap, q.question, qvec)
-            draft = answer_in_time(snap, scope, q.question, qvec, passages, answer)
+            draft = in_time()
             yield DeltaEvent(draft.answer)
         t3 = time.perf_counter()
         timings = {

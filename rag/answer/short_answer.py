@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from rag.answer.phrases import DEMONYM, TOKEN, Candidate, Kind, candidates, tokens
+from rag.answer.roles import asked_role
 from rag.memory import register_lru
 from rag.retrieve.lexical import STOPWORDS, _stem, words
 
@@ -113,7 +114,11 @@ def analyse(question: str) -> QuestionInfo:
     stems = frozenset(_stem(w) for w in lowered if w not in STOPWORDS and w not in _TYPE_WORDS)
     kind = question_kind(question)
     wants_year = kind == "date" and bool(_WANTS_YEAR.search(question))
-    return QuestionInfo(kind, stems, frozenset(lowered), key_terms(question), wants_year)
+    terms = key_terms(question)
+    role = asked_role(question) if kind == "person" else None
+    if role is not None:
+        terms = (*terms, role)
+    return QuestionInfo(kind, stems, frozenset(lowered), terms, wants_year)
 
 
 def key_terms(question: str) -> tuple[str, ...]:

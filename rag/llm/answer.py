@@ -34,13 +34,15 @@ def _fallback(extractive: Extractive, reason: str) -> AnswerDraft:
 
 
 def _prompt(
-    client: LlmClient, question: str, passages: list[Passage]
+    client: LlmClient, question: str, passages: list[Passage], note: str = ""
 ) -> tuple[list[dict[str, str]], list[PackedPassage]] | str:
-    """The messages and packed passages, or the reason no prompt can be sent."""
+    """The messages and packed passages (`note` ends the question's message), or the reason no
+    prompt can be sent."""
     cfg = client.config
     try:
         messages, packed = pack_prompt(
-            question, passages, context_window=cfg.context_window, max_tokens=cfg.max_tokens
+            question, passages, context_window=cfg.context_window,
+            max_tokens=cfg.max_tokens, note=note,
         )
     except PromptTooLong:
         return "question does not fit the LLM context window"
@@ -76,14 +78,20 @@ def _anchor(
 
 
 def stream_answer(
-    client: LlmClient, question: str, passages: list[Passage], extractive: Extractive
+    client: LlmClient,
+    question: str,
+    passages: list[Passage],
+    extractive: Extractive,
+    *,
+    note: str = "",
 ) -> Iterator[str | AnswerDraft]:
     """Answer text pieces as the LLM streams them, then the final AnswerDraft (always last).
 
-    The pieces have reasoning blocks and invalid markers removed and valid ones renumbered; the
-    final draft's `answer` is their concatenation, stripped. If the LLM fails — before or after
-    some text was streamed — the final draft is the extractive one with `fallback=True`, and it
-    is the answer.
+    `note` is appended to the question's message (`rag.temporal.time_llm`: which passages are
+    the newest). The pieces have reasoning blocks and invalid markers removed and valid ones
+    renumbered; the final draft's `answer` is their concatenation, stripped. If the LLM fails —
+    before or after some text was streamed — the final draft is the extractive one with
+    `fallback=True`, and it is the answer.
     """
     if not client.config.configured:
         yield _fallback(extractive, "LLM not configured")
@@ -91,7 +99,7 @@ def stream_answer(
     if not passages:
         yield AnswerDraft(ABSTAIN_TEXT, [], abstained=True, answerer="llm")
         return
-    prompt = _prompt(client, question, passages)
+    prompt = _prompt(client, question, passages, note)
     if isinstance(prompt, str):
         yield _fallback(extractive, prompt)
         return

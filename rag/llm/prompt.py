@@ -110,8 +110,8 @@ def _block(n: int, passage: Passage, text: str) -> str:
     return f"<passage {attrs}>\n{body}\n</passage>\n\n"
 
 
-def _messages(question: str, blocks: list[str]) -> Messages:
-    user = _USER_HEAD + "".join(blocks) + _USER_TAIL.format(question=question)
+def _messages(question: str, blocks: list[str], note: str = "") -> Messages:
+    user = _USER_HEAD + "".join(blocks) + _USER_TAIL.format(question=question) + note
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
@@ -129,9 +129,15 @@ def build_messages(
 
 
 def pack_prompt(
-    question: str, passages: list[Passage], *, context_window: int, max_tokens: int
+    question: str,
+    passages: list[Passage],
+    *,
+    context_window: int,
+    max_tokens: int,
+    note: str = "",
 ) -> tuple[Messages, list[PackedPassage]]:
-    """The chat messages for `question` and the passages they quote, as `[1]..[n]`.
+    """The chat messages for `question` and the passages they quote, as `[1]..[n]`; `note`
+    ends the user's message (counted in the budget like the question).
 
     Budget (cl100k tokens): the passages get
 
@@ -146,7 +152,7 @@ def pack_prompt(
     Raises PromptTooLong when not even the bare prompt fits.
     """
     limit = context_window - max_tokens
-    base = prompt_tokens(_messages(question, []))
+    base = prompt_tokens(_messages(question, [], note))
     if base > limit:
         raise PromptTooLong
     left = limit - base
@@ -160,7 +166,7 @@ def pack_prompt(
         blocks.append(_block(n, passage, item.text))
         packed.append(item)
         left -= item.tokens
-    messages = _messages(question, blocks)
+    messages = _messages(question, blocks, note)
     # Belt and braces: should the sum of parts ever undercount the joined text, shed sentences.
     while packed and prompt_tokens(messages) > limit:
         last = packed.pop()
@@ -169,7 +175,7 @@ def pack_prompt(
         if shorter is not None:
             packed.append(shorter)
             blocks.append(_block(shorter.n, shorter.passage, shorter.text))
-        messages = _messages(question, blocks)
+        messages = _messages(question, blocks, note)
     return messages, packed
 
 

@@ -52,6 +52,8 @@ from rag.temporal.time_query import time_mentions
 from rag.temporal.time_scope import period_passages
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import numpy as np
 
     from rag.retrieve.date_table import DateTable
@@ -104,17 +106,23 @@ def _newest_passages(
 ) -> list[Passage] | None:
     """The passages published on or after the newest day among the best sentences' articles
     (and undated ones); None when the best sentences do not span two known days."""
+    newest = newest_day(table, scored)
+    if newest is None:
+        return None
+    kept = [p for p in passages if (d := table.published.get(p.doc_id)) is None or d >= newest]
+    return kept if len(kept) < len(passages) else None
+
+
+def newest_day(table: DateTable, scored: list[ScoredSentence]) -> dt.date | None:
+    """The newest publication day of the articles of the best sentences (those within
+    `NEWEST_MARGIN` of the best, holding `CLAIM_LEXICAL` of its coverage of the question's
+    terms), when they span two or more known days; else None."""
     if not scored:
         return None
     floor, terms = scored[0].score - NEWEST_MARGIN, _claim_lexical(scored)
     near = [s for s in scored if s.score >= floor and s.lexical >= terms]
-    days = {table.published.get(s.doc_id) for s in near}
-    days.discard(None)
-    if len(days) < 2:
-        return None
-    newest = max(days)  # type: ignore[type-var]
-    kept = [p for p in passages if (d := table.published.get(p.doc_id)) is None or d >= newest]
-    return kept if len(kept) < len(passages) else None
+    days = {d for s in near if (d := table.published.get(s.doc_id)) is not None}
+    return max(days) if len(days) >= 2 else None
 
 
 def _earlier(
@@ -155,7 +163,7 @@ def _earlier(
             if older_claim(s.doc_id, text) and sentence_key(snap, s) not in quoted:
                 cites.append(cite_one(snap, len(cites) + 1, s, earlier=True))
                 break
-    return _replace(draft, citations=cites)
+    return replace_draft(draft, citations=cites)
 
 
 def _claim_lexical(scored: list[ScoredSentence]) -> float:
@@ -187,16 +195,17 @@ def _stale(table: DateTable, draft: AnswerDraft, scope: TimeScope) -> str | None
 def with_days(
     snap: Snapshot, draft: AnswerDraft, *, as_of: bool = False, plain: bool | None = None
 ) -> AnswerDraft:
-    """The draft with each citation's relative days resolved, earlier citations last, and an
-    extractive answer's text written from its quotes (`plain`: whether its text is its quotes
-    joined with their markers, as `rag.answer.answering.cite` writes it; default: checked here)."""
+    """The draft with each citation's relative days resolved, and an extractive answer's
+    earlier citations last and its text written from its quotes (`plain`: whether its text is
+    its quotes joined with their markers, as `rag.answer.answering.cite` writes it; default:
+    checked here)."""
     if not draft.citations:
         return draft
     table = dates_of(snap)
     plain = _is_plain(draft) if plain is None else plain
-    cites = [c for c in draft.citations if not c.earlier] + [
-        c for c in draft.citations if c.earlier
-    ]
+    cites = draft.citations
+    if plain:  # an extractive text is rewritten from them: earlier claims go last
+        cites = [c for c in cites if not c.earlier] + [c for c in cites if c.earlier]
     renumber = {c.n: n for n, c in enumerate(cites, start=1)}
     cites = [
         c.model_copy(update={"n": renumber[c.n], "resolved_dates": _resolved(table, c)})
@@ -210,7 +219,7 @@ def with_days(
     if plain:
         lead_day = table.published.get(cites[0].doc_id) if as_of else None
         text = (f"As of {lead_day}: " if lead_day else "") + _text(cites, table)
-    return _replace(draft, citations=cites, short_answer=short, answer=text)
+    return replace_draft(draft, citations=cites, short_answer=short, answer=text)
 
 
 def _is_plain(draft: AnswerDraft) -> bool:
@@ -272,6 +281,7 @@ def _norm(text: str) -> str:
     return f" {_NON_ALNUM.sub(' ', text.casefold()).strip()} "
 
 
-def _replace(draft: AnswerDraft, **changes: object) -> AnswerDraft:
+def replace_draft(draft: AnswerDraft, **changes: object) -> AnswerDraft:
+    """A copy of `draft` with `changes`."""
     fields = {f: getattr(draft, f) for f in draft.__dataclass_fields__}
     return AnswerDraft(**{**fields, **changes})  # type: ignore[arg-type]
