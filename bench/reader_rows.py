@@ -9,7 +9,8 @@ Usage (from the repository root):
 
 `validation` is the 8 articles `rag reader train` held out of the training file (never an
 evaluation article), among the BBC distractors, as in `bench/reader_calibrate.py`. Each row holds
-the question, its gold answers, the rules' verdict (abstain, short answer), and per read sentence
+the question, its gold answers, the rules' verdict (abstain, short answer; whether a name,
+number or office of the question is in no passage), and per read sentence
 (the best `--windows`, `RAG_READER_WINDOWS` by default): its retrieval scores and the reader's
 best span, margin and probability; and the best span's decision features
 (`rag.reader.decision.features`), text and SQuAD F1 against the gold answers.
@@ -50,6 +51,7 @@ def rows_of(path: Path, args: argparse.Namespace) -> list[dict]:
     from rich.console import Console
 
     from rag.answer.answering import extractive_answer
+    from rag.answer.short_answer import analyse, missing_terms
     from rag.assistant import Assistant
     from rag.embedding import Embedder
     from rag.evaluation.corpora import open_eval_set
@@ -97,6 +99,8 @@ def rows_of(path: Path, args: argparse.Namespace) -> list[dict]:
                 "id": q.id, "question": q.question, "answers": list(q.answers),
                 "answerable": q.answerable and bool(q.answers), "gold_docs": list(q.doc_ids),
                 "rules_abstained": rules.abstained,
+                "rules_missing": bool(missing_terms(analyse(q.question),
+                                                    [p.text for p in passages])),
                 "rules_short": rules.short_answer.text if rules.short_answer else None,
                 "top_score": reading.scored[0].score if reading.scored else None,
                 "windows": wins,

@@ -164,6 +164,24 @@ def test_reader_refuses_what_the_articles_do_not_say(assistant) -> None:
     assert answer.abstained and answer.short_answer is None and answer.confidence < 0.5
 
 
+def test_which_rule_refusals_stand_against_the_reader() -> None:
+    """A name, number or office in no passage is overruled only by a shown span; any other
+    refusal by a margin above 0; a margin at or below 0 lets every refusal stand."""
+    from rag.models import Passage
+    from rag.reader.answer import rules_stand
+
+    text = "Kestria's Speaker, Ilse Brandt, opened the session on Monday."
+    passages = [Passage(doc_id="a.txt", title="a", chunk_id="a.txt#0", start=0, end=len(text),
+                        text=text, score=1.0, rank=1)]
+    missing = "Who is Kestria's foreign minister?"  # the office is in no passage
+    present = "Who is Kestria's Speaker?"
+    assert rules_stand(missing, passages, margin=2.0, show=False)
+    assert not rules_stand(missing, passages, margin=2.0, show=True)
+    assert not rules_stand(present, passages, margin=2.0, show=False)
+    assert rules_stand(present, passages, margin=0.0, show=False)
+    assert rules_stand(present, passages, margin=-3.0, show=True)
+
+
 QA = Path(__file__).resolve().parent.parent / "eval" / "qa.jsonl"
 
 
