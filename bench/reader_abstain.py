@@ -48,11 +48,13 @@ def policies(probability: Callable[[Row], float], threshold: float) -> dict[str,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("rows", nargs="+", type=Path)
+    p.add_argument("--model", type=Path, help="the reader whose decision judges the rows "
+                   "(default: the shipped one; the rows must come from the same model)")
     args = p.parse_args(argv)
 
     from rag.reader.runtime import MODEL_DIR, get_reader
 
-    decision = get_reader(MODEL_DIR).show_model
+    decision = get_reader(args.model or MODEL_DIR).show_model
     if decision is None:
         print("the shipped reader has no show decision", file=sys.stderr)
         return 1

@@ -275,6 +275,8 @@ def reader_group() -> None:
               help="Start from an earlier run's reader.pt (a continued run; fresh schedule).")
 @click.option("--first-epoch", type=click.IntRange(0), default=0, show_default=True,
               help="With --init: the epochs already trained, so new windows are drawn.")
+@click.option("--impossible-windows", type=click.IntRange(1), default=1, show_default=True,
+              help="Windows per unanswerable question (the next best sentences, alone).")
 @click.option("--no-bf16", is_flag=True, help="Train in float32 (slower).")
 @click.option("--threads", type=click.IntRange(0), default=0, help="Torch threads (0 = all).")
 def reader_train_cmd(out: Path, resume: bool, no_bf16: bool, **options: Any) -> None:

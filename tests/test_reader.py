@@ -70,6 +70,11 @@ def test_examples_hold_their_answer_and_negatives_do_not(tmp_path: Path) -> None
             assert e.context[e.answer[0] : e.answer[1]] in e.answers
         else:
             assert not any(g.lower() in e.context.lower() for g in e.answers)
+    more = make_examples(train, seed=1, elsewhere=1.0, beside=1.0, impossible=3)
+    extra = [e for e in more if e not in examples]
+    assert extra and all(e.kind == "impossible" and e.answer is None for e in extra)
+    assert sorted(repr(e) for e in more if e.kind != "impossible") == sorted(
+        repr(e) for e in examples if e.kind != "impossible")  # the other draws are unchanged
     feats = featurize(examples, load_tokenizer(base_model_path()), 64)
     for i, e in enumerate(examples):
         if e.answer is not None:

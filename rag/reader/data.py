@@ -163,9 +163,12 @@ def article_examples(
     budget: int = 700,
     elsewhere: float = 0.4,
     beside: float = 0.2,
+    impossible: int = 1,
 ) -> list[Example]:
     """The examples of one article. rng=None gives the fixed validation windows (one neighbour a
-    side, every negative kind for every question)."""
+    side, every negative kind for every question). `impossible` > 1 (training only) adds, for
+    each unanswerable question, its paragraph's next best sentences alone, as the answerer
+    reads them."""
     out: list[Example] = []
     for q in art.questions:
         para = art.paragraphs[q.paragraph]
@@ -176,6 +179,11 @@ def article_examples(
             first = _best_sentence(para, qwords)
             lo, hi = _widen(para, first, first, rng, budget)
             out.append(Example(q.text, _window(para, lo, hi)[1], None, "impossible"))
+            if rng is not None and impossible > 1:
+                ranked = sorted(range(len(para.sentences)),
+                                key=lambda k: (-_overlap(qwords, para, k), k))
+                for k in ranked[1:impossible]:
+                    out.append(Example(q.text, _window(para, k, k)[1], None, "impossible"))
             continue
         ex = _answer_example(q, para, rng, budget)
         if ex is None:

