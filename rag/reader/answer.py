@@ -3,14 +3,13 @@ among the best sentences and decides whether the articles answer at all.
 
 The retrieved passages' sentences are scored as for the rule-based answer
 (`rag.answer.answering.score_sentences`); the best `windows` distinct sentences are read by the
-reader
-as one batch. Its best span across them, by no-answer margin (span score − `[CLS]` score),
-decides:
+reader as one batch. Its best span across them, by no-answer margin (span score − `[CLS]`
+score), decides:
 
 - the span is the short answer when the calibrated probability that it is right
-  (`rag.reader.decision`: margin, span probability, lead over the other windows, retrieval rank,
-  span length, the sentence's share of the question's terms) reaches the `decision` threshold
-  of reader.json; its sentence is cited first, followed by the best other sentences;
+  (`rag.reader.decision`: margin, span probability, lead over the other windows' spans, span
+  length, whether it lies in the best-scored sentence) reaches the `decision` threshold of
+  reader.json; its sentence is cited first, followed by the best other sentences;
 - below it, the rule-based evidence check (`rag.answer.answering`: evidence score, missing
   names, numbers and offices, the kind of fact asked for) may refuse: a refusal for a missing
   name, number or office stands; any other is overruled by a margin above 0 (a span likelier
@@ -142,8 +141,8 @@ def reader_answer(
     """The reader's answer: its short answer's sentence first, or abstain.
 
     `rules_abstain(scored)` is the rule-based evidence check (`rag.answer.answering`, reusing these
-    scored sentences); it is asked only when
-    `rules_stand` lets its refusal stand (see the module docstring for why)."""
+    scored sentences); it is asked only when `rules_stand` lets its refusal stand (see the
+    module docstring for why)."""
     reading = read(snap, question, qvec, passages, reader, windows=windows, context=context)
     best = reading.best()
     if best is None:
