@@ -19,7 +19,7 @@ from rag.events import DeltaEvent, DoneEvent
 from rag.index.indexing import build_index
 from rag.models import Query
 from rag.settings import Settings
-from rag.temporal.time_llm import plan_llm
+from rag.temporal.time_llm import LlmPlan, plan_llm
 from rag.temporal.time_scope import dates_of, time_scope
 from tests import fake_openai
 from tests.conftest import ROOT, make_settings
@@ -50,7 +50,7 @@ def _day(dated: Assistant, doc_id: str) -> dt.date | None:
     return dates_of(dated.snapshot).published[doc_id]
 
 
-def _plan(dated: Assistant, question: str, as_of: dt.date):  # type: ignore[no-untyped-def]
+def _plan(dated: Assistant, question: str, as_of: dt.date) -> LlmPlan:
     snap = dated.snapshot
     qvec = dated.embed([question])[0]
     passages = dated.search(question, query_vector=qvec, as_of=as_of).passages
