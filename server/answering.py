@@ -26,7 +26,7 @@ errors found early keep their HTTP status.
 
 from __future__ import annotations
 
-import contextlib
+import threading
 from collections.abc import Generator, Iterator
 from typing import Annotated, Generic, TypeVar
 
@@ -87,6 +87,7 @@ class AnswerStream:
     ) -> None:
         self._rt, self._events, self._next = rt, events, first
         self._blocking_io, self._embed_ms = blocking_io, embed_ms
+        self._running = threading.Lock()  # held while a pool thread advances the events
 
     def __aiter__(self) -> AnswerStream:
         return self
@@ -94,7 +95,7 @@ class AnswerStream:
     async def __anext__(self) -> StreamEvent:
         event, self._next = self._next, None
         if event is None:
-            event = await self._rt.compute(next, self._events, None, blocking_io=self._blocking_io)
+            event = await self._rt.compute(self._pull, blocking_io=self._blocking_io)
         if event is None:
             raise StopAsyncIteration
         if isinstance(event, DoneEvent):  # the embedding was timed here, not by the assistant
@@ -102,13 +103,22 @@ class AnswerStream:
             event = DoneEvent(event.answer.model_copy(update={"timings": timings}))
         return event
 
+    def _pull(self) -> StreamEvent | None:
+        with self._running:
+            return next(self._events, None)
+
     def close(self) -> None:
         """End the stream now: its frame (which holds the index snapshot) is released at once
         rather than whenever the garbage collector gets to it. One still running on the pool
-        ends by itself."""
-        if isinstance(self._events, Generator):
-            with contextlib.suppress(ValueError):  # "generator already executing"
+        is not touched: in CPython 3.11 `gen.close()` on a generator another thread is
+        executing reads that frame's stack before it checks, and can crash the process (seen
+        in tests/test_soak_structure.py); it ends by itself, and its frame goes with this
+        object."""
+        if isinstance(self._events, Generator) and self._running.acquire(blocking=False):
+            try:
                 self._events.close()
+            finally:
+                self._running.release()
 
 
 class Answering:
