@@ -93,6 +93,7 @@ def _without(assistant: Any, q: Any, qvec: Any) -> None:
 def _with(assistant: Any, q: Any, qvec: Any) -> None:
     from rag.answer.question_steps import retrieve_in, scope_of
     from rag.temporal.time_answer import answer_in_time
+    from rag.temporal.time_scope import InScope
 
     snap = assistant.snapshot
     scope = scope_of(assistant.settings, snap, q)
@@ -101,7 +102,7 @@ def _with(assistant: Any, q: Any, qvec: Any) -> None:
     def answer(ps: list[Any]) -> Any:
         return assistant._extractive(snap, q.question, qvec, ps)
 
-    answer_in_time(snap, scope, q.question, qvec, passages, answer)
+    answer_in_time(InScope(snap, scope, q.question, qvec, passages), answer)
 
 
 def _cpu_ms(fn: Callable[[], Any]) -> float:

@@ -40,6 +40,7 @@ from rag.models import (
 from rag.retrieve.retrieval import Snapshot
 from rag.settings import Settings, load_settings
 from rag.temporal.time_answer import answer_in_time
+from rag.temporal.time_scope import InScope
 
 if TYPE_CHECKING:
     from rag.llm import LlmClient
@@ -310,14 +311,13 @@ class Assistant:
         t2 = time.perf_counter()
         yield PassagesEvent(passages)
 
+        asked = InScope(snap, scope, q.question, qvec, passages)
         answer = functools.partial(self._extractive, snap, q.question, qvec)
-        in_time = functools.partial(answer_in_time, snap, scope, q.question, qvec, passages, answer)
+        in_time = functools.partial(answer_in_time, asked, answer)
         if q.answerer == "llm":
             from rag.temporal.time_llm import stream_llm
 
-            draft = yield from stream_llm(
-                self.llm_client(), snap, scope, q.question, qvec, passages, in_time
-            )
+            draft = yield from stream_llm(self.llm_client(), asked, in_time)
         else:
             draft = in_time()
             yield DeltaEvent(draft.answer)

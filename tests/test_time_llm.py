@@ -20,7 +20,7 @@ from rag.index.indexing import build_index
 from rag.models import Query
 from rag.settings import Settings
 from rag.temporal.time_llm import LlmPlan, plan_llm
-from rag.temporal.time_scope import dates_of, time_scope
+from rag.temporal.time_scope import InScope, dates_of, time_scope
 from tests import fake_openai
 from tests.conftest import ROOT, make_settings
 from tests.fake_openai import FakeOpenAI
@@ -54,7 +54,7 @@ def _plan(dated: Assistant, question: str, as_of: dt.date) -> LlmPlan:
     snap = dated.snapshot
     qvec = dated.embed([question])[0]
     passages = dated.search(question, query_vector=qvec, as_of=as_of).passages
-    return plan_llm(snap, time_scope(snap, question, as_of), question, qvec, passages)
+    return plan_llm(InScope(snap, time_scope(snap, question, as_of), question, qvec, passages))
 
 
 def test_an_llm_answer_about_the_present_is_dated_and_marks_older_claims(

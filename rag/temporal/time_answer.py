@@ -1,7 +1,7 @@
 """Answers in time: from the newest article when a question asks about the present, older claims
 marked earlier, stale dates for the future refused, relative days resolved in every citation.
 
-    answer_in_time(snap, scope, question, qvec, passages, answer) → AnswerDraft   (extractive)
+    answer_in_time(asked: InScope, answer) → AnswerDraft                          (extractive)
     with_days(snap, draft) → AnswerDraft                                          (any answerer)
 
 Invariants:
@@ -49,16 +49,13 @@ from rag.models import AnswerDraft, Citation, Passage, ResolvedDate, ShortAnswer
 from rag.retrieve.date_table import dates_of, iso_span
 from rag.temporal.relative_dates import resolve_relative
 from rag.temporal.time_query import time_mentions
-from rag.temporal.time_scope import period_passages
 
 if TYPE_CHECKING:
     import datetime as dt
 
-    import numpy as np
-
     from rag.retrieve.date_table import DateTable
     from rag.retrieve.retrieval import Snapshot
-    from rag.temporal.time_scope import TimeScope
+    from rag.temporal.time_scope import InScope, TimeScope
 
 NEWEST_MARGIN = 0.15  # sentences this close to the best one compete on their article's date
 EARLIER_MARGIN = 0.25  # an older claim this close to the best sentence is cited as earlier
@@ -69,20 +66,17 @@ _NON_ALNUM = re.compile(r"[\W_]+")
 Answerer = Callable[[list[Passage]], AnswerDraft]
 
 
-def answer_in_time(
-    snap: Snapshot,
-    scope: TimeScope,
-    question: str,
-    qvec: np.ndarray | None,
-    passages: list[Passage],
-    answer: Answerer,
-) -> AnswerDraft:
-    """The extractive answer from `passages` (`answer` writes it) shaped by the scope."""
-    if scope.period is not None:
-        passages = period_passages(snap, passages, scope.period)
-    if not passages and scope.restricted():
-        reason = scope.empty_reason()
-        return AnswerDraft(f"{ABSTAIN_TEXT.rstrip('.')}: {reason}.", [], abstained=True)
+def refusal(reason: str) -> str:
+    """The abstention's text when nothing in the scope may be used."""
+    return f"{ABSTAIN_TEXT.rstrip('.')}: {reason}."
+
+
+def answer_in_time(asked: InScope, answer: Answerer) -> AnswerDraft:
+    """The extractive answer from the passages (`answer` writes it) shaped by the scope."""
+    snap, scope, question, qvec = asked.snap, asked.scope, asked.question, asked.qvec
+    passages = asked.usable()
+    if isinstance(passages, str):
+        return AnswerDraft(refusal(passages), [], abstained=True)
     if not scope.intent.prefer_newest:
         return with_days(snap, answer(passages))
     table = dates_of(snap)

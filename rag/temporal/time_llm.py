@@ -1,7 +1,7 @@
 """LLM answers in time: the same period, "as of" and earlier-claim rules as the extractive
 answer (`rag.temporal.time_answer`), decided before the model writes a word.
 
-    plan = plan_llm(snap, scope, question, qvec, passages)   → LlmPlan
+    plan = plan_llm(asked: InScope)                           → LlmPlan
     plan.refusal            an abstention when nothing in the scope may be used (no LLM call)
     plan.passages           what the LLM is given: the period's passages; newest first when the
                             best claims come from articles of different days
@@ -9,7 +9,7 @@ answer (`rag.temporal.time_answer`), decided before the model writes a word.
     plan.note               appended to the prompt: which passages are newest, and that an
                             older claim is mentioned only as earlier, with its date
     plan.finish(snap, draft) → the LLM's draft with the prefix and earlier claims marked
-    stream_llm(client, snap, scope, …) → the delta events of all this, returning the draft
+    stream_llm(client, asked, extractive) → the delta events of all this, returning the draft
 
 Invariants:
 - The LLM's own text is never edited: the final answer is `prefix + draft.answer` (an
@@ -29,21 +29,18 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rag.answer.answering import ABSTAIN_TEXT, score_sentences
+from rag.answer.answering import score_sentences
 from rag.events import DeltaEvent, StreamEvent
 from rag.models import AnswerDraft, Passage
 from rag.retrieve.date_table import dates_of
-from rag.temporal.time_answer import newest_day, replace_draft, with_days
-from rag.temporal.time_scope import period_passages
+from rag.temporal.time_answer import newest_day, refusal, replace_draft, with_days
 
 if TYPE_CHECKING:
     import datetime as dt
 
-    import numpy as np
-
     from rag.llm import LlmClient
     from rag.retrieve.retrieval import Snapshot
-    from rag.temporal.time_scope import TimeScope
+    from rag.temporal.time_scope import InScope
 
 NOTE = (
     "\n\nThe passages disagree over time. Today is {as_of}. The newest passages are dated "
@@ -94,25 +91,17 @@ class LlmPlan:
         return replace_draft(draft, citations=cites, answer=self.prefix + draft.answer)
 
 
-def plan_llm(
-    snap: Snapshot,
-    scope: TimeScope,
-    question: str,
-    qvec: np.ndarray | None,
-    passages: list[Passage],
-) -> LlmPlan:
-    """The plan for an LLM answer to `question` within `scope`."""
-    if scope.period is not None:
-        passages = period_passages(snap, passages, scope.period)
-    if not passages and scope.restricted():
-        reason = scope.empty_reason()
-        refusal = AnswerDraft(f"{ABSTAIN_TEXT.rstrip('.')}: {reason}.", [], abstained=True,
-                              answerer="llm")
-        return LlmPlan(passages, refusal=refusal)
+def plan_llm(asked: InScope) -> LlmPlan:
+    """The plan for an LLM answer to the question within its scope."""
+    snap, scope = asked.snap, asked.scope
+    passages = asked.usable()
+    if isinstance(passages, str):
+        return LlmPlan([], refusal=AnswerDraft(refusal(passages), [], abstained=True,
+                                               answerer="llm"))
     if not scope.intent.prefer_newest:
         return LlmPlan(passages)
     table = dates_of(snap)
-    newest = newest_day(table, score_sentences(snap, question, qvec, passages))
+    newest = newest_day(table, score_sentences(snap, asked.question, asked.qvec, passages))
     if newest is None:
         return LlmPlan(passages)
 
@@ -126,29 +115,23 @@ def plan_llm(
 
 
 def stream_llm(
-    client: LlmClient,
-    snap: Snapshot,
-    scope: TimeScope,
-    question: str,
-    qvec: np.ndarray | None,
-    passages: list[Passage],
-    extractive: Callable[[], AnswerDraft],
+    client: LlmClient, asked: InScope, extractive: Callable[[], AnswerDraft]
 ) -> Generator[StreamEvent, None, AnswerDraft]:
     """The LLM's answer as delta events; returns its draft, dated like an extractive one.
     `extractive` (already shaped in time) is the fallback, returned as it is."""
     from rag.llm import stream_answer
 
-    plan = plan_llm(snap, scope, question, qvec, passages)
+    plan = plan_llm(asked)
     if plan.refusal is not None:
         yield DeltaEvent(plan.refusal.answer)
         return plan.refusal
     if plan.prefix:
         yield DeltaEvent(plan.prefix)
     draft: AnswerDraft | None = None
-    for item in stream_answer(client, question, plan.passages, extractive, note=plan.note):
+    for item in stream_answer(client, asked.question, plan.passages, extractive, note=plan.note):
         if isinstance(item, str):
             yield DeltaEvent(item)
         else:
             draft = item
     assert draft is not None
-    return draft if draft.fallback else with_days(snap, plan.finish(snap, draft))
+    return draft if draft.fallback else with_days(asked.snap, plan.finish(asked.snap, draft))

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from rag.models import Passage
     from rag.retrieve.retrieval import Snapshot
 
-__all__ = ["DateTable", "TimeScope", "dates_of", "iso_span", "period_passages", "time_scope"]
+__all__ = [
+    "DateTable", "InScope", "TimeScope", "dates_of", "iso_span", "period_passages", "time_scope",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,28 @@ class TimeScope:
             return f"none of them was published by {self.as_of}"
         assert self.period is not None
         return f"none of them is dated {self.period.describe()} or mentions that time"
+
+
+@dataclass(frozen=True, slots=True)
+class InScope:
+    """One question over one snapshot within its time scope, with its retrieved passages: what
+    every time step of an answer reads (`rag.temporal.time_answer`, `rag.temporal.time_llm`)."""
+
+    snap: Snapshot
+    scope: TimeScope
+    question: str
+    qvec: np.ndarray | None
+    passages: list[Passage]
+
+    def usable(self) -> list[Passage] | str:
+        """The passages an answer may quote (a period narrows them to its sentences,
+        `period_passages`), or why none may be used."""
+        passages = self.passages
+        if self.scope.period is not None:
+            passages = period_passages(self.snap, passages, self.scope.period)
+        if not passages and self.scope.restricted():
+            return self.scope.empty_reason()
+        return passages
 
 
 def time_scope(
