@@ -18,6 +18,7 @@ from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
+DATED = ROOT / "eval" / "dated" / "articles"  # the dated corpus: several outlets, copies, dates
 
 
 def make_settings(seeds_dir: Path, index_dir: Path, **kw: object) -> Settings:
@@ -44,6 +45,19 @@ def seeds_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder)
 @pytest.fixture(scope="session")
 def assistant(seeds_settings: Settings, embedder: Embedder) -> Assistant:
     return Assistant.open(settings=seeds_settings, embedder=embedder)
+
+
+@pytest.fixture(scope="session")
+def dated_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """A built index of the dated corpus (eval/dated/articles; read-only for tests)."""
+    settings = make_settings(DATED, tmp_path_factory.mktemp("dated") / "index")
+    build_index(settings, embedder=embedder, progress=False)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def dated(dated_settings: Settings, embedder: Embedder) -> Assistant:
+    return Assistant.open(settings=dated_settings, embedder=embedder)
 
 
 @pytest.fixture()

@@ -36,7 +36,6 @@ from tests.conftest import ROOT, SEEDS, make_settings
 from tests.test_near_duplicates import (
     BBC_CSV,
     BBC_DUPLICATES,
-    DATED,
     DATED_COPIES,
     DATED_QA,
     KUNA,
@@ -301,20 +300,13 @@ def test_without_folding_the_copies_would_rank(copies_assistant: Assistant) -> N
 # ---------------------------------------------------------------------------- the dated corpus
 
 
-@pytest.fixture(scope="module")
-def dated_assistant(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Assistant:
-    settings = make_settings(DATED, tmp_path_factory.mktemp("dated") / "index")
-    build_index(settings, embedder=embedder, progress=False)
-    return Assistant.open(settings=settings, embedder=embedder)
-
-
-def test_dated_corpus_copy_groups_are_folded(dated_assistant: Assistant) -> None:
-    snap = dated_assistant.snapshot
+def test_dated_corpus_copy_groups_are_folded(dated: Assistant) -> None:
+    snap = dated.snapshot
     assert snap.copies.groups == DATED_COPIES
     asked = [json.loads(line) for line in DATED_QA.read_text(encoding="utf-8").splitlines()]
     listed: set[str] = set()  # stories returned with their copy in also_in
     for q in asked:
-        answer = dated_assistant.ask(q["question"], top_k=8)
+        answer = dated.ask(q["question"], top_k=8)
         _assert_each_story_once(snap, answer.passages)
         _assert_distinct_quotes(answer)
         listed |= {snap.canonical_of(p.doc_id) for p in answer.passages if p.also_in}
@@ -322,7 +314,7 @@ def test_dated_corpus_copy_groups_are_folded(dated_assistant: Assistant) -> None
             for a in c.also_in:
                 _assert_maps(snap, a.doc_id, a.start, a.end, c.quote)
     assert listed == {g.canonical for g in DATED_COPIES}
-    cost = _copies_cost(dated_assistant, [q["question"] for q in asked])
+    cost = _copies_cost(dated, [q["question"] for q in asked])
     assert cost < 1.0, cost  # ms a question, alignments cached
 
 

@@ -29,8 +29,6 @@ from tests import test_timeline
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
-# The dated corpus's fixtures (wire copies), made visible to pytest in this module.
-dated_settings, dated = test_timeline.dated_settings, test_timeline.dated
 
 QUESTION = "Who chairs the Arab Parliament?"
 TOOLS = {"search_articles", "ask", "get_document", "list_documents", "timeline"}

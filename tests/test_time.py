@@ -20,7 +20,6 @@ from mcp import Client
 from rag.assistant import Assistant
 from rag.embedding import Embedder
 from rag.evaluation.runner import EvalConfig, run_eval
-from rag.index.indexing import build_index
 from rag.models import Answer, Query
 from rag.settings import Settings
 from rag.temporal.time_scope import dates_of
@@ -29,7 +28,7 @@ from server.app import create_app
 from server.mcp import at_once, build_mcp
 from server.runtime import Runtime
 from server.testing import live_server
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT
 
 DATED = ROOT / "eval" / "dated" / "articles"
 DATED_QA = ROOT / "eval" / "dated_qa.jsonl"
@@ -41,17 +40,6 @@ ERIKKI = (
 F1, F1C = "2023-11-10_cws_lind-vuk-phone-call.txt", "2023-11-17_harbor-post_lind-vuk-phone-call.md"
 S1C = "2022-03-14_menafn_brandt-elected-speaker.txt"
 
-
-@pytest.fixture(scope="module")
-def dated_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    settings = make_settings(DATED, tmp_path_factory.mktemp("time") / "index")
-    build_index(settings, embedder=embedder, progress=False)
-    return settings
-
-
-@pytest.fixture(scope="module")
-def dated(dated_settings: Settings, embedder: Embedder) -> Assistant:
-    return Assistant.open(settings=dated_settings, embedder=embedder)
 
 
 def _exact(assistant: Assistant, answer: Answer) -> None:

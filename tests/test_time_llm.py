@@ -9,20 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import pytest
-
 from rag.answer.roles import asked_role
 from rag.answer.short_answer import analyse, missing_terms
 from rag.assistant import Assistant
-from rag.embedding import Embedder
 from rag.events import DeltaEvent, DoneEvent
-from rag.index.indexing import build_index
 from rag.models import Query
 from rag.settings import Settings
 from rag.temporal.time_llm import LlmPlan, plan_llm
 from rag.temporal.time_scope import InScope, dates_of, time_scope
 from tests import fake_openai
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT
 from tests.fake_openai import FakeOpenAI
 
 fake_llm = fake_openai.fake_llm  # the fixture, made visible to pytest in this module
@@ -30,13 +26,6 @@ fake_llm = fake_openai.fake_llm  # the fixture, made visible to pytest in this m
 DATED = ROOT / "eval" / "dated" / "articles"
 SPEAKER_NOW = "Who is the Speaker of Kestria's National Assembly now?"
 JUNE_2024 = dt.date(2024, 6, 1)
-
-
-@pytest.fixture(scope="module")
-def dated(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Assistant:
-    settings = make_settings(DATED, tmp_path_factory.mktemp("time-llm") / "index")
-    build_index(settings, embedder=embedder, progress=False)
-    return Assistant.open(settings=settings, embedder=embedder)
 
 
 def _llm(dated: Assistant, base_url: str) -> Assistant:

@@ -62,17 +62,6 @@ Farmers' League, the Greens' coalition partner, voted for Erikki as a bloc.
 """
 
 
-@pytest.fixture(scope="module")
-def dated_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    settings = make_settings(DATED, tmp_path_factory.mktemp("timeline") / "index")
-    build_index(settings, embedder=embedder, progress=False)
-    return settings
-
-
-@pytest.fixture(scope="module")
-def dated(dated_settings: Settings, embedder: Embedder) -> Assistant:
-    return Assistant.open(settings=dated_settings, embedder=embedder)
-
 
 @pytest.fixture(scope="module")
 def api(dated_settings: Settings, dated: Assistant) -> Iterator[httpx.Client]:

@@ -31,8 +31,7 @@ from tests.webpage import (
 )
 
 pytestmark = pytest.mark.slow
-# The fixtures, made visible to pytest in this module.
-browser, dated_settings, dated = webpage.browser, test_timeline.dated_settings, test_timeline.dated
+browser = webpage.browser  # the fixture, made visible to pytest in this module
 
 QUESTION = "Who was elected Speaker of Kestria's National Assembly?"
 
