@@ -188,6 +188,15 @@ class ReaderSettings(BaseModel):
     reader_context: int = Field(
         0, ge=0, le=3, description="Sentences the reader also reads on each side of each one."
     )
+    reader_min_confidence: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Show the reader's short answer only when its calibrated probability of "
+        "being right reaches this; unset = the model's own threshold (.6675 for the shipped "
+        "reader: right − 2 × wrong). Higher shows fewer, surer short answers "
+        "(docs/reader.md, *Stricter short answers*).",
+    )
 
 
 class TimeSettings(BaseModel):

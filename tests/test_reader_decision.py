@@ -104,3 +104,30 @@ def test_a_model_without_a_decision_shows_by_margin_and_a_bad_one_is_one_clear_e
     (folder / "reader.json").write_text(json.dumps({**meta, "decision": broken}))
     with pytest.raises(RagError, match="unreadable decision"):
         Reader(folder)
+
+
+def test_a_stricter_min_confidence_withholds_the_short_answer_but_keeps_its_sentence(
+    assistant, seeds_settings, embedder, monkeypatch
+) -> None:
+    from rag.assistant import Assistant
+    from rag.settings import Settings
+
+    q = "Who is the chairman of the Arab Parliament?"
+    default = assistant.ask(q)
+    assert default.short_answer is not None and "Al-Asoumi" in default.short_answer.text
+    p = default.confidence
+    assert 0 < p < 1
+    strict = Assistant.open(settings=seeds_settings.with_overrides(
+        reader_min_confidence=min(1.0, p + 0.01)), embedder=embedder)
+    withheld = strict.ask(q)
+    assert withheld.short_answer is None and not withheld.abstained
+    assert withheld.confidence == p  # the same reading, judged against a higher bar
+    assert withheld.citations[0].quote == default.citations[0].quote
+    lenient = Assistant.open(settings=seeds_settings.with_overrides(
+        reader_min_confidence=p), embedder=embedder)
+    assert lenient.ask(q).short_answer == default.short_answer
+    monkeypatch.setenv("RAG_READER_MIN_CONFIDENCE", "0.9")
+    assert Settings().reader_min_confidence == 0.9
+    monkeypatch.setenv("RAG_READER_MIN_CONFIDENCE", "1.5")
+    with pytest.raises(ValueError, match="reader_min_confidence"):
+        Settings()

@@ -106,6 +106,7 @@ def extractive(
         max_sentences=s.answer_sentences,
         windows=s.reader_windows,
         context=s.reader_context,
+        min_confidence=s.reader_min_confidence,
         rules_abstain=lambda scored: rules(True, scored).abstained,
     )
 

@@ -137,19 +137,21 @@ def reader_answer(
     windows: int,
     rules_abstain: Callable[[list[ScoredSentence]], bool],
     context: int = 0,
+    min_confidence: float | None = None,
 ) -> AnswerDraft:
     """The reader's answer: its short answer's sentence first, or abstain.
 
     `rules_abstain(scored)` is the rule-based evidence check (`rag.answer.answering`, reusing these
     scored sentences); it is asked only when `rules_stand` lets its refusal stand (see the
-    module docstring for why)."""
+    module docstring for why). `min_confidence` replaces the model's show threshold when
+    set (`RAG_READER_MIN_CONFIDENCE`)."""
     reading = read(snap, question, qvec, passages, reader, windows=windows, context=context)
     best = reading.best()
     if best is None:
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=0.0)
     doc_id, start, end = reading.offsets(best)
     span_text = snap.docs[doc_id].text[start:end]
-    show, confidence = judge(reader, reading, best, span_text)
+    show, confidence = judge(reader, reading, best, span_text, min_confidence)
     if rules_stand(question, passages, best.margin, show) and rules_abstain(reading.scored):
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
     lead = _lead(snap, reading.windows[best.window], start, end)
@@ -177,15 +179,21 @@ def rules_stand(question: str, passages: list[Passage], margin: float, show: boo
                                                  [p.text for p in passages]))
 
 
-def judge(reader: Reader, reading: Reading, span: WindowSpan, text: str) -> tuple[bool, float]:
+def judge(reader: Reader, reading: Reading, span: WindowSpan, text: str,
+          min_confidence: float | None = None) -> tuple[bool, float]:
     """(show `span` as the short answer?, the answer's confidence): the calibrated probability
     that the span is right (`rag.reader.decision`), or — for a model shipped without a
-    decision — the logistic of its margin against the `show` margin."""
+    decision — the logistic of its margin against the `show` margin. `min_confidence`, when
+    set, is the bar for either instead of the model's own."""
     if reader.show_model is None:
-        return span.margin >= reader.show_threshold, round(
-            1 / (1 + math.exp(min(50.0, -span.margin))), 4)
-    p = reader.show_model.probability(features(span, reading.spans, text))
-    return p >= reader.show_model.threshold, round(p, 4)
+        p = 1 / (1 + math.exp(min(50.0, -span.margin)))
+        show = span.margin >= reader.show_threshold
+    else:
+        p = reader.show_model.probability(features(span, reading.spans, text))
+        show = p >= reader.show_model.threshold
+    if min_confidence is not None:
+        show = p >= min_confidence
+    return show, round(p, 4)
 
 
 def _lead(snap: Snapshot, win: Window, start: int, end: int) -> ScoredSentence:
