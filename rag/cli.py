@@ -277,6 +277,9 @@ def reader_group() -> None:
               help="With --init: the epochs already trained, so new windows are drawn.")
 @click.option("--impossible-windows", type=click.IntRange(1), default=1, show_default=True,
               help="Windows per unanswerable question (the next best sentences, alone).")
+@click.option("--swapped", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of answerable questions also trained as unanswerable with a name, "
+              "year or number swapped (rag/reader/swaps.py).")
 @click.option("--no-bf16", is_flag=True, help="Train in float32 (slower).")
 @click.option("--threads", type=click.IntRange(0), default=0, help="Torch threads (0 = all).")
 def reader_train_cmd(out: Path, resume: bool, no_bf16: bool, **options: Any) -> None:

@@ -9,7 +9,10 @@ passages. Every example is deterministic given the seed and the epoch:
 - `elsewhere`: an answerable question with the window of another paragraph of its article that
   shares most words with it and does not contain the answer text (what retrieval hands the
   reader when it misses);
-- `beside`: an answerable question with a window of its own paragraph without the answer.
+- `beside`: an answerable question with a window of its own paragraph without the answer;
+- `swapped` (training only, `swapped` > 0): an answerable question with a name, year or number
+  its answer window states swapped for another of its article (`rag.reader.swaps`), over that
+  window.
 
 Validation articles are split off by title (never by question). The labels point at token
 positions; the `[CLS]` token (position 0) is the label of "no answer".
@@ -29,8 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from rag.ingest.sentences import split_sentences
+from rag.reader import swaps
 
-KINDS = ("answer", "impossible", "elsewhere", "beside")
+KINDS = ("answer", "impossible", "elsewhere", "beside", "swapped")
 _WORD = re.compile(r"\w+")
 _STOPWORDS = (
     "a an the of in on at to for by with from and or is was were are be been what which who "
@@ -157,6 +161,24 @@ def _without_answer(para: Paragraph, lo: int, hi: int, golds: Iterable[str]) -> 
     return not any(g.lower() in window for g in golds)
 
 
+def _elsewhere(art: Article, q: Question, qwords: set[str], golds: tuple[str, ...],
+               rng: random.Random | None, budget: int) -> list[Example]:
+    """The `elsewhere` window of an answerable question: the best-matching sentence (widened)
+    of the other paragraph of its article sharing most words with it, without the answer."""
+    cands = [
+        (len(qwords & _words(p.context)), -i, i)
+        for i, p in enumerate(art.paragraphs)
+        if i != q.paragraph and p.sentences
+        and not any(g.lower() in p.context.lower() for g in golds)
+    ]
+    if not cands:
+        return []
+    other = art.paragraphs[max(cands)[2]]
+    first = _best_sentence(other, qwords)
+    lo, hi = _widen(other, first, first, rng, budget)
+    return [Example(q.text, _window(other, lo, hi)[1], None, "elsewhere", golds)]
+
+
 def article_examples(
     art: Article,
     rng: random.Random | None,
@@ -164,12 +186,16 @@ def article_examples(
     elsewhere: float = 0.4,
     beside: float = 0.2,
     impossible: int = 1,
+    swapped: float = 0.0,
 ) -> list[Example]:
     """The examples of one article. rng=None gives the fixed validation windows (one neighbour a
     side, every negative kind for every question). `impossible` > 1 (training only) adds, for
     each unanswerable question, its paragraph's next best sentences alone, as the answerer
-    reads them."""
+    reads them; `swapped` (training only) is the share of answerable questions that also come
+    rewritten as unanswerable over their answer's window."""
     out: list[Example] = []
+    entities = (swaps.article_entities(p.context for p in art.paragraphs)
+                if rng is not None and swapped > 0 else None)
     for q in art.questions:
         para = art.paragraphs[q.paragraph]
         if not para.sentences:
@@ -190,18 +216,12 @@ def article_examples(
             continue
         out.append(ex)
         golds = ex.answers
+        if entities is not None and rng is not None and rng.random() < swapped:
+            other_q = swaps.swap_question(q.text, ex.context, entities, rng)
+            if other_q is not None:
+                out.append(Example(other_q, ex.context, None, "swapped"))
         if len(art.paragraphs) > 1 and (rng is None or rng.random() < elsewhere):
-            cands = [
-                (len(qwords & _words(p.context)), -i, i)
-                for i, p in enumerate(art.paragraphs)
-                if i != q.paragraph and p.sentences
-                and not any(g.lower() in p.context.lower() for g in golds)
-            ]
-            if cands:
-                other = art.paragraphs[max(cands)[2]]
-                first = _best_sentence(other, qwords)
-                lo, hi = _widen(other, first, first, rng, budget)
-                out.append(Example(q.text, _window(other, lo, hi)[1], None, "elsewhere", golds))
+            out += _elsewhere(art, q, qwords, golds, rng, budget)
         if len(para.sentences) > 2 and (rng is None or rng.random() < beside):
             start = q.answers[0][0]
             keep = [i for i, (s, e) in enumerate(para.sentences) if e <= start or s > start]

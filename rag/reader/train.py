@@ -54,6 +54,7 @@ class TrainConfig:
     init: str = ""  # a reader.pt to start from instead of the base model (a continued run)
     first_epoch: int = 0  # draw the windows of epochs first_epoch… (a continued run sees new ones)
     impossible_windows: int = 1  # windows per unanswerable question (data.article_examples)
+    swapped: float = 0.0  # share of answerable questions also given swapped (rag.reader.swaps)
 
 
 def _batches(feats: data.Features, batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -103,7 +104,7 @@ def _loss(model, feats, ids, bf16: bool):
 
 def _epoch_features(cfg: TrainConfig, train_arts, tok, epoch: int) -> data.Features:
     examples = data.make_examples(train_arts, seed=cfg.seed * 1000 + epoch,
-                                  impossible=cfg.impossible_windows)
+                                  impossible=cfg.impossible_windows, swapped=cfg.swapped)
     return data.featurize(examples, tok, cfg.max_len)
 
 
