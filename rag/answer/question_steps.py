@@ -95,20 +95,12 @@ def extractive(
 
     if s.reader != "model":
         return rules(short_answers=s.reader == "rules")
-    from rag.reader.answer import reader_answer
+    from rag.reader.answer import ReaderOptions, reader_answer
 
-    return reader_answer(
-        snap,
-        question,
-        qvec,
-        passages,
-        reader(),
-        max_sentences=s.answer_sentences,
-        windows=s.reader_windows,
-        context=s.reader_context,
-        min_confidence=s.reader_min_confidence,
-        rules_abstain=lambda scored: rules(True, scored).abstained,
-    )
+    options = ReaderOptions(s.answer_sentences, s.reader_windows, s.reader_context,
+                            s.reader_min_confidence)
+    return reader_answer(snap, question, qvec, passages, reader(), options,
+                         rules_abstain=lambda scored: rules(True, scored).abstained)
 
 
 def timeline_of(

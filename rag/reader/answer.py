@@ -126,39 +126,45 @@ def read(
     return Reading(scored, wins, starts, reader.read(question, texts))
 
 
+@dataclass(frozen=True, slots=True)
+class ReaderOptions:
+    """How an answer uses the reader (from `ReaderSettings` and `answer_sentences`)."""
+
+    max_sentences: int  # sentences cited
+    windows: int  # best sentences read (RAG_READER_WINDOWS)
+    context: int = 0  # sentences also read on each side (RAG_READER_CONTEXT)
+    min_confidence: float | None = None  # the show bar, if set (RAG_READER_MIN_CONFIDENCE)
+
+
 def reader_answer(
     snap: Snapshot,
     question: str,
     qvec: np.ndarray | None,
     passages: list[Passage],
     reader: Reader,
-    *,
-    max_sentences: int,
-    windows: int,
+    options: ReaderOptions,
     rules_abstain: Callable[[list[ScoredSentence]], bool],
-    context: int = 0,
-    min_confidence: float | None = None,
 ) -> AnswerDraft:
     """The reader's answer: its short answer's sentence first, or abstain.
 
     `rules_abstain(scored)` is the rule-based evidence check (`rag.answer.answering`, reusing these
     scored sentences); it is asked only when `rules_stand` lets its refusal stand (see the
-    module docstring for why). `min_confidence` replaces the model's show threshold when
-    set (`RAG_READER_MIN_CONFIDENCE`)."""
-    reading = read(snap, question, qvec, passages, reader, windows=windows, context=context)
+    module docstring for why)."""
+    reading = read(snap, question, qvec, passages, reader, windows=options.windows,
+                   context=options.context)
     best = reading.best()
     if best is None:
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=0.0)
     doc_id, start, end = reading.offsets(best)
     span_text = snap.docs[doc_id].text[start:end]
-    show, confidence = judge(reader, reading, best, span_text, min_confidence)
+    show, confidence = judge(reader, reading, best, span_text, options.min_confidence)
     if rules_stand(question, passages, best.margin, show) and rules_abstain(reading.scored):
         return AnswerDraft(ABSTAIN_TEXT, [], abstained=True, confidence=confidence)
     lead = _lead(snap, reading.windows[best.window], start, end)
     lead_key = sentence_key(snap, lead)
-    rest = [s for s in pick_sentences(snap, reading.scored, max_sentences)
+    rest = [s for s in pick_sentences(snap, reading.scored, options.max_sentences)
             if sentence_key(snap, s) != lead_key]
-    chosen = [lead, *rest][:max_sentences]
+    chosen = [lead, *rest][:options.max_sentences]
     citations, text = cite(snap, chosen)
     short_answer = None
     if show:
